@@ -1,0 +1,1 @@
+"""mamba-ctr: crystal truncation rods of layered films (package entry point; placeholder)."""

@@ -1,0 +1,5 @@
+"""Make tests/ helpers (kernel_contract) importable."""
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
