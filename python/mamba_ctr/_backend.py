@@ -1,0 +1,77 @@
+"""Choice of the simulation backend: compiled (C++/OpenMP), numba, or the numpy reference.
+
+`backend="auto"` (the default) reads MAMBA_CTR_BACKEND (auto|compiled|numba|numpy);
+unset or "auto" picks the compiled kernel, then numba, then numpy. Asking for
+"compiled" when the extension is missing is an error, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from functools import cache
+
+BACKENDS = ("compiled", "numba", "numpy")
+ENV_VAR = "MAMBA_CTR_BACKEND"
+
+
+@cache
+def _import(module: str):
+    """Import a kernel module once; return (module, None) or (None, error text)."""
+    try:
+        return importlib.import_module(module), None
+    except ImportError as error:  # missing extension or numba
+        return None, f"{type(error).__name__}: {error}"
+
+
+def compiled_module():
+    module, _ = _import("mamba_ctr._core")
+    return module
+
+
+def available() -> dict[str, str | None]:
+    """Backend name → None if usable, else why not."""
+    return {
+        "compiled": _import("mamba_ctr._core")[1],
+        "numba": _import("mamba_ctr._kernels_numba")[1],
+        "numpy": None,
+    }
+
+
+def resolve(backend: str | None = "auto") -> str:
+    """The concrete backend for a request ("auto", None, or a backend name)."""
+    requested = (backend or "auto").strip().lower()
+    if requested == "auto":
+        requested = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+        source = f"{ENV_VAR}={requested}"
+    else:
+        source = f"backend={requested!r}"
+    if requested not in (*BACKENDS, "auto"):
+        raise ValueError(f"unknown backend in {source}: expected one of auto, {', '.join(BACKENDS)}")
+    reasons = available()
+    if requested == "auto":
+        return next(name for name in BACKENDS if reasons[name] is None)
+    if reasons[requested] is not None:
+        hint = (" (build the package with a C++17 compiler: pip install . ; or choose backend='numba')"
+                if requested == "compiled" else "")
+        raise RuntimeError(f"backend {requested!r} was asked for ({source}) but is unavailable: "
+                           f"{reasons[requested]}{hint}")
+    return requested
+
+
+def film_fields_kernel(name: str) -> Callable[..., None]:
+    """The film_fields function of a kernel backend ("compiled" or "numba")."""
+    module_name = {"compiled": "mamba_ctr._core", "numba": "mamba_ctr._kernels_numba"}[name]
+    module, error = _import(module_name)
+    if module is None:
+        raise RuntimeError(f"backend {name!r} is unavailable: {error}")
+    return module.film_fields
+
+
+def max_threads(name: str) -> int:
+    """Threads the backend uses by default (1 for numpy)."""
+    if name == "numpy":
+        return 1
+    module_name = {"compiled": "mamba_ctr._core", "numba": "mamba_ctr._kernels_numba"}[name]
+    return int(_import(module_name)[0].max_threads())

@@ -1,0 +1,134 @@
+"""`simulate`: rods of a batch of structures on a grid, with the backend of your choice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _backend
+from .physics.grid import Grid
+from .physics.lowering import batch_arrays, grid_tables
+from .physics.model import Structures
+from .physics.reference import simulate_reference
+
+_KERNEL_BLOCK = 8192     # structures per kernel call: bounds the per-batch inputs (z, weight, rough)
+_REFERENCE_BLOCK = 256   # structures per numpy-reference block: (256, R, NL) complex temporaries
+
+
+@dataclass(eq=False)
+class Rods:
+    """Simulated rods of n structures.
+
+    Attributes:
+        grid: where the rods are sampled.
+        intensity: (n, R, NL) float32/float64 I = |S + U|² (electrons², arbitrary scale).
+        film_field: (n, R, NL) complex64/complex128 film field U, or None if not asked for.
+        substrate_field: (R, NL) complex128 S, shared by all structures.
+        backend: the backend that computed them.
+    """
+
+    grid: Grid
+    intensity: np.ndarray
+    film_field: np.ndarray | None
+    substrate_field: np.ndarray
+    backend: str
+
+    def __len__(self) -> int:
+        return int(self.intensity.shape[0])
+
+    @property
+    def X(self) -> np.ndarray:
+        """(n, R, NL) network input: ln I with the Bragg points set to 0 (before standardisation)."""
+        return network_input(self.intensity, self.grid.bragg)
+
+
+def network_input(intensity: np.ndarray, bragg: np.ndarray) -> np.ndarray:
+    """ln I with the points of the (NL,) `bragg` mask set to 0, in the dtype of `intensity`."""
+    intensity = np.asarray(intensity)
+    if intensity.shape[-1] != bragg.shape[0]:
+        raise ValueError(f"intensity has {intensity.shape[-1]} points per rod, the Bragg mask {bragg.shape[0]}")
+    with np.errstate(divide="ignore"):
+        X = np.log(intensity)
+    X[..., bragg] = 0
+    return X
+
+
+def simulate(
+    structures: Structures,
+    grid: Grid,
+    *,
+    backend: str | None = "auto",
+    dtype: str | np.dtype = "float32",
+    film_field: bool = True,
+    out_intensity: np.ndarray | None = None,
+    out_film_field: np.ndarray | None = None,
+    threads: int = 0,
+) -> Rods:
+    """Simulate the rods of `structures` on `grid`.
+
+    Args:
+        structures: n structures of one model.
+        grid: rods and L values.
+        backend: "auto" (MAMBA_CTR_BACKEND, else compiled → numba → numpy), "compiled", "numba", "numpy".
+        dtype: "float32" (default; U complex64) or "float64" (U complex128). Sums are float64 either way.
+        film_field: False to compute the intensity only (U is still summed, not stored).
+        out_intensity, out_film_field: preallocated (n, R, NL) outputs, e.g. np.memmap or HDF5-backed
+            buffers, written in place; their dtype must match `dtype`.
+        threads: OpenMP/numba threads, 0 for the runtime default.
+
+    Returns:
+        Rods with intensity (n, R, NL) and film_field (n, R, NL) or None.
+    """
+    if not isinstance(structures, Structures):
+        raise TypeError(f"structures must be a Structures batch, got {type(structures).__name__}")
+    if not isinstance(grid, Grid):
+        raise TypeError(f"grid must be a Grid, got {type(grid).__name__}")
+    real_dtype = np.dtype(dtype)
+    if real_dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
+        raise ValueError(f"threads must be an integer ≥ 0 (0 = default), got {threads!r}")
+    complex_dtype = np.dtype(np.complex64 if real_dtype == np.float32 else np.complex128)
+    shape = (len(structures),) + grid.shape
+    intensity = _output("out_intensity", out_intensity, shape, real_dtype)
+    field = _output("out_film_field", out_film_field, shape, complex_dtype) if film_field else None
+    if not film_field and out_film_field is not None:
+        raise ValueError("out_film_field was given but film_field=False")
+    name = _backend.resolve(backend)
+    tables = grid_tables(structures.model, grid)
+
+    if name == "numpy":
+        for start in range(0, len(structures), _REFERENCE_BLOCK):
+            block = slice(start, start + _REFERENCE_BLOCK)
+            U, I = simulate_reference(structures[block], grid)
+            intensity[block] = I
+            if field is not None:
+                field[block] = U
+    else:
+        kernel = _backend.film_fields_kernel(name)
+        for start in range(0, len(structures), _KERNEL_BLOCK):
+            block = slice(start, start + _KERNEL_BLOCK)
+            per_batch = batch_arrays(structures[block], tables)
+            kernel(
+                z=per_batch["z"], weight=per_batch["weight"], entry_site=tables.entry_site,
+                entry_pair=tables.entry_pair, pair_column=tables.pair_column,
+                pair_species=tables.pair_species, pattern_phase=tables.pattern_phase,
+                rod_pattern=tables.rod_pattern, qz=tables.qz, uniform_step=tables.uniform_step,
+                ff_re=tables.ff_re, ff_im=tables.ff_im, substrate=tables.substrate, rough=per_batch["rough"],
+                film_field=None if field is None else field[block], intensity=intensity[block],
+                threads=int(threads),
+            )
+    return Rods(grid=grid, intensity=intensity, film_field=field, substrate_field=tables.substrate, backend=name)
+
+
+def _output(name: str, given: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    if given is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(given, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array (or np.memmap), got {type(given).__name__}")
+    if given.shape != shape or given.dtype != dtype:
+        raise ValueError(f"{name} must be {dtype} with shape {shape}, got {given.dtype} {given.shape}")
+    if not (given.flags.c_contiguous and given.flags.writeable):
+        raise ValueError(f"{name} must be a writeable C-contiguous array")
+    return given
