@@ -30,43 +30,102 @@ def max_threads() -> int:
     return int(numba.get_num_threads())
 
 
-# powers d^k, k < BLOCK, are built as d^k = d^a · d^b with a = highest power of two <= k
-_POW_A = np.zeros(BLOCK, np.int64)
-_POW_B = np.zeros(BLOCK, np.int64)
-for _k in range(2, BLOCK):
-    _a = 1
-    while 2 * _a <= _k:
-        _a *= 2
-    _POW_A[_k], _POW_B[_k] = (_a // 2, _a // 2) if _a == _k else (_a, _k - _a)
+@numba.njit(cache=True, fastmath=False, nogil=True, boundscheck=False, inline="always")
+def _block_product(sr, si, pw_re, pw_im, w_re, w_im, l0, m):
+    for k in range(m):
+        w_re[l0 + k] = sr * pw_re[k] - si * pw_im[k]
+        w_im[l0 + k] = sr * pw_im[k] + si * pw_re[k]
+
+
+#: |argument| bound of the vectorisable sincos (Cody-Waite reduction exact for n < 2^20)
+SINCOS_LIMIT = 2.0 ** 19
 
 
 @numba.njit(cache=True, fastmath=False, nogil=True, boundscheck=False)
-def _site_row(zs, qz, step, pow_a, pow_b, pw_re, pw_im, w_re, w_im):
-    """w[l] = exp(i qz[l] zs) for all l (recurrence on uniform grids)."""
+def _sincos_scaled(q, zs, s_out, c_out):
+    """s_out[j], c_out[j] = sin, cos(q[j] * zs) for |q[j] zs| <= SINCOS_LIMIT.
+
+    Branch-free (vectorisable) fdlibm/musl algorithm: two-step Cody-Waite
+    reduction by pi/2 (33+33+53 bits, good to ~118 bits), the __sin/__cos
+    minimax kernels, quadrant by selects. Error <= 1 ulp, like libm.
+    """
+    for j in range(q.shape[0]):
+        x = q[j] * zs
+        nf = math.floor(x * 6.36619772367581382433e-01 + 0.5)
+        t = x - nf * 1.57079632673412561417e+00
+        w = nf * 6.07710050630396597660e-11
+        r = t - w
+        w = nf * 2.02226624879595063154e-21 - ((t - r) - w)
+        y0 = r - w
+        y1 = (r - y0) - w
+        z = y0 * y0
+        zz = z * z
+        rs = (8.33333333332248946124e-03 + z * (-1.98412698298579493134e-04 + z * 2.75573137070700676789e-06)
+              + z * zz * (-2.50507602534068634195e-08 + z * 1.58969099521155010221e-10))
+        v = z * y0
+        sn = y0 - ((z * (0.5 * y1 - v * rs) - y1) - v * -1.66666666666666324348e-01)
+        rc = (z * (4.16666666666666019037e-02 + z * (-1.38888888888741095749e-03 + z * 2.48015872894767294178e-05))
+              + zz * zz * (-2.75573143513906633035e-07 + z * (2.08757232129817482790e-09
+                                                            + z * -1.13596475577881948265e-11)))
+        hz = 0.5 * z
+        w2 = 1.0 - hz
+        cs = w2 + (((1.0 - w2) - hz) + (z * rc - y0 * y1))
+        qd = np.int64(nf) & 3
+        a = cs if (qd & 1) else sn
+        b = sn if (qd & 1) else cs
+        s_out[j] = -a if (qd & 2) else a
+        c_out[j] = -b if ((qd + 1) & 2) else b
+
+
+@numba.njit(cache=True, fastmath=False, nogil=True, boundscheck=False)
+def _site_row(zs, qz, step, fast, sd_s, sd_c, pw_re, pw_im, w_re, w_im):
+    """w[l] = exp(i qz[l] zs) for all l (recurrence on uniform grids).
+
+    Uniform grids: w[l0 + k] = exp(i qz[l0] zs) * d^k with d = exp(i step zs),
+    an exact sincos seed every BLOCK points; the powers d^k (k < BLOCK) are
+    built by doubling (d^(h+k) = d^h d^k), so the dependency chain is short
+    and every step is a vectorisable loop. With `fast`, the seeds come
+    precomputed in sd_s/sd_c ([d, block 0, block 1, ...]) and non-uniform rows
+    use the vectorised sincos; otherwise libm sin/cos.
+    """
     NL = qz.shape[0]
     if step > 0.0:
-        arg = step * zs
+        if fast:
+            cr = sd_c[0]
+            ci = sd_s[0]
+        else:
+            arg = step * zs
+            cr = math.cos(arg)
+            ci = math.sin(arg)
         pw_re[0] = 1.0
         pw_im[0] = 0.0
-        pw_re[1] = math.cos(arg)
-        pw_im[1] = math.sin(arg)
-        for k in range(2, BLOCK):
-            a = pow_a[k]
-            b = pow_b[k]
-            ar = pw_re[a]
-            ai = pw_im[a]
-            br = pw_re[b]
-            bi = pw_im[b]
-            pw_re[k] = ar * br - ai * bi
-            pw_im[k] = ar * bi + ai * br
-        for l0 in range(0, NL, BLOCK):
-            arg = qz[l0] * zs
-            sr = math.cos(arg)
-            si = math.sin(arg)
-            m = min(BLOCK, NL - l0)
-            for k in range(m):
-                w_re[l0 + k] = sr * pw_re[k] - si * pw_im[k]
-                w_im[l0 + k] = sr * pw_im[k] + si * pw_re[k]
+        pw_re[1] = cr
+        pw_im[1] = ci
+        h = 2
+        while h < BLOCK:
+            cr, ci = cr * cr - ci * ci, 2.0 * cr * ci     # d^h
+            for k in range(h):
+                ar = pw_re[k]
+                ai = pw_im[k]
+                pw_re[h + k] = ar * cr - ai * ci
+                pw_im[h + k] = ar * ci + ai * cr
+            h *= 2
+        n_blocks = (NL + BLOCK - 1) // BLOCK
+        for b in range(n_blocks):
+            l0 = b * BLOCK
+            if fast:
+                sr = sd_c[b + 1]
+                si = sd_s[b + 1]
+            else:
+                arg = qz[l0] * zs
+                sr = math.cos(arg)
+                si = math.sin(arg)
+            if l0 + BLOCK <= NL:
+                _block_product(sr, si, pw_re, pw_im, w_re, w_im, l0, BLOCK)
+            else:
+                _block_product(sr, si, pw_re, pw_im, w_re, w_im, l0, NL - l0)
+    elif fast:
+        _sincos_scaled(qz, zs, w_im, w_re)
     else:
         for l in range(NL):
             arg = qz[l] * zs
@@ -76,11 +135,24 @@ def _site_row(zs, qz, step, pow_a, pow_b, pw_re, pw_im, w_re, w_im):
 
 @numba.njit(cache=True, fastmath=False, nogil=True, boundscheck=False)
 def _one_structure(i, z, weight, entry_site, entry_pair, pair_column, pair_species,
-                   ph_re, ph_im, real_phase, rod_pattern, qz, step, pow_a, pow_b,
+                   ph_re, ph_im, real_phase, rod_pattern, qz, step, seed_q, qz_max,
                    ff_re, ff_im, has_ffim, sub_re, sub_im, rough, has_rough,
                    u_out, write_u, i_out, write_i,
-                   G_re, G_im, H_re, H_im, w_re, w_im, pw_re, pw_im):
+                   G_re, G_im, H_re, H_im, w_re, w_im, pw_re, pw_im, sd_arg, sd_s, sd_c):
     E = entry_site.shape[0]
+    S = z.shape[1]
+    NB = seed_q.shape[0]
+    # vectorised sincos when every argument of this structure is in range
+    z_max = 0.0
+    for s in range(S):
+        z_max = max(z_max, abs(z[i, s]))
+    fast = z_max * qz_max <= SINCOS_LIMIT
+    if fast and step > 0.0:
+        for s in range(S):
+            zs = z[i, s]
+            for b in range(NB):
+                sd_arg[s * NB + b] = seed_q[b] * zs
+        _sincos_scaled(sd_arg, 1.0, sd_s, sd_c)
     P = G_re.shape[0]
     NL = qz.shape[0]
     NP = ph_re.shape[0]
@@ -104,7 +176,8 @@ def _one_structure(i, z, weight, entry_site, entry_pair, pair_column, pair_speci
                 nonzero = True
             e_end += 1
         if nonzero:
-            _site_row(z[i, s], qz, step, pow_a, pow_b, pw_re, pw_im, w_re, w_im)
+            _site_row(z[i, s], qz, step, fast, sd_s[s * NB:(s + 1) * NB], sd_c[s * NB:(s + 1) * NB],
+                      pw_re, pw_im, w_re, w_im)
             for ee in range(e, e_end):
                 wt = weight[i, ee]
                 if wt != 0.0:
@@ -188,7 +261,7 @@ def _one_structure(i, z, weight, entry_site, entry_pair, pair_column, pair_speci
 
 @numba.njit(parallel=True, cache=True, fastmath=False, nogil=True, boundscheck=False)
 def _film_fields_core(z, weight, entry_site, entry_pair, pair_column, pair_species,
-                      ph_re, ph_im, real_phase, rod_pattern, qz, step, pow_a, pow_b,
+                      ph_re, ph_im, real_phase, rod_pattern, qz, step, seed_q, qz_max,
                       ff_re, ff_im, has_ffim, sub_re, sub_im, rough, has_rough,
                       u_out, write_u, i_out, write_i):
     n = z.shape[0]
@@ -205,13 +278,17 @@ def _film_fields_core(z, weight, entry_site, entry_pair, pair_column, pair_speci
         w_im = np.empty(NL)
         pw_re = np.empty(BLOCK)
         pw_im = np.empty(BLOCK)
+        sd_arg = np.empty(z.shape[1] * seed_q.shape[0])
+        sd_s = np.empty(z.shape[1] * seed_q.shape[0])
+        sd_c = np.empty(z.shape[1] * seed_q.shape[0])
         i_end = min(n, (ch + 1) * CHUNK)
         for i in range(ch * CHUNK, i_end):
             _one_structure(i, z, weight, entry_site, entry_pair, pair_column, pair_species,
-                           ph_re, ph_im, real_phase, rod_pattern, qz, step, pow_a, pow_b,
+                           ph_re, ph_im, real_phase, rod_pattern, qz, step, seed_q, qz_max,
                            ff_re, ff_im, has_ffim, sub_re, sub_im, rough, has_rough,
                            u_out, write_u, i_out, write_i,
-                           G_re, G_im, H_re, H_im, w_re, w_im, pw_re, pw_im)
+                           G_re, G_im, H_re, H_im, w_re, w_im, pw_re, pw_im,
+                           sd_arg, sd_s, sd_c)
 
 
 def film_fields(z, weight, entry_site, entry_pair, pair_column, pair_species,
@@ -242,13 +319,21 @@ def film_fields(z, weight, entry_site, entry_pair, pair_column, pair_species,
     sub_re = np.ascontiguousarray(a.substrate.real)
     sub_im = np.ascontiguousarray(a.substrate.imag)
 
+    qz_arr = a.qz
+    if a.uniform_step > 0.0:
+        # sincos arguments per site: [step, qz[0], qz[BLOCK], qz[2 BLOCK], ...] * z
+        seed_q = np.concatenate(([a.uniform_step], qz_arr[::BLOCK]))
+    else:
+        seed_q = np.zeros(0)
+    qz_max = float(max(np.abs(qz_arr).max(), a.uniform_step))
+
     previous = numba.get_num_threads()
     if a.threads > 0:
         numba.set_num_threads(min(a.threads, numba.config.NUMBA_NUM_THREADS))
     try:
         _film_fields_core(a.z, a.weight, a.entry_site, a.entry_pair, a.pair_column,
                           a.pair_species, ph_re, ph_im, real_phase, a.rod_pattern, a.qz,
-                          a.uniform_step, _POW_A, _POW_B, a.ff_re, ff_im, has_ffim,
+                          a.uniform_step, seed_q, qz_max, a.ff_re, ff_im, has_ffim,
                           sub_re, sub_im, rough_arr, has_rough,
                           u_view, write_u, i_view, write_i)
     finally:
