@@ -12,7 +12,9 @@ from ._version import __version__
 from .physics import Grid, Scatterer, Structures, paper_grid
 from .simulate import Rods, network_input, simulate
 
+from . import data  # noqa: E402  (needs simulate)
+
 __all__ = [
-    "Grid", "Rods", "Scatterer", "Structures", "__version__", "network_input", "paper_grid", "physics",
+    "Grid", "Rods", "Scatterer", "Structures", "__version__", "data", "network_input", "paper_grid", "physics",
     "presets", "simulate",
 ]

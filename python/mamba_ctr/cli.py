@@ -1,0 +1,169 @@
+"""The `mamba-ctr` command. Each subcommand is `main(argv) -> exit code` around a `run(config)`.
+
+Bad input is reported in one line on stderr with exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import _backend
+from ._version import __version__
+
+EXIT_BAD_INPUT = 2
+
+
+# ---------------------------------------------------------------------- info
+def run_info() -> dict:
+    """Version, the backend `auto` picks, each backend's availability and thread count."""
+    info: dict = {"mamba-ctr": __version__, "python": platform.python_version(), "numpy": np.__version__,
+                  "platform": platform.platform()}
+    available = _backend.available()
+    try:
+        info["backend"] = _backend.resolve("auto")
+    except (RuntimeError, ValueError) as error:
+        info["backend"] = f"error: {error}"
+    info["MAMBA_CTR_BACKEND"] = os.environ.get(_backend.ENV_VAR, "(unset)")
+    for name, reason in available.items():
+        info[f"{name} backend"] = "available" if reason is None else f"unavailable ({reason})"
+    core = _backend.compiled_module()
+    if core is not None:
+        info["OpenMP"] = "yes" if core.have_openmp() else "no (single thread)"
+        info["OpenMP threads"] = core.max_threads()
+    if available["numba"] is None:
+        info["numba threads"] = _backend.max_threads("numba")
+    return info
+
+
+def main_info(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="mamba-ctr info", description="Show version, backend and threads.")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    args = parser.parse_args(argv)
+    info = run_info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        width = max(map(len, info))
+        for key, value in info.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+# ------------------------------------------------------------------ simulate
+@dataclass
+class SimulateConfig:
+    out: Path
+    preset: str = "paper-12L"
+    structure: Path | None = None
+    backend: str = "auto"
+    dtype: str = "float64"
+    plot: bool = True
+    overwrite: bool = False
+
+
+def run_simulate(config: SimulateConfig) -> dict[str, Path]:
+    """Rods of one structure → rods.csv, rods.h5 and PNG plots in config.out."""
+    from .data.hdf5 import write_rods
+    from .io.structure_file import load_structure
+    from .physics import presets
+    from .simulate import simulate
+
+    if config.structure is not None:
+        preset, structures = load_structure(config.structure)
+    else:
+        preset = presets.get(config.preset)
+        structures = preset.nominal()
+    out = Path(config.out)
+    targets = {"csv": out / "rods.csv", "hdf5": out / "rods.h5"}
+    existing = [str(p) for p in targets.values() if p.exists()]
+    if existing and not config.overwrite:
+        raise ValueError(f"output exists: {', '.join(existing)} (pass --overwrite to replace)")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out must be a directory, got the file {out}")
+    rods = simulate(structures, preset.grid, backend=config.backend, dtype=config.dtype)
+    out.mkdir(parents=True, exist_ok=True)
+    write_rods(targets["hdf5"], rods, params=preset.parameters(structures), labels=preset.labels(structures),
+               preset=preset.to_dict(), overwrite=True)
+    _write_csv(targets["csv"], rods)
+    if config.plot:
+        from .plots import plot_rods
+
+        targets["plots"] = out
+        plot_rods(rods, out, title=preset.name)
+    return targets
+
+
+def _write_csv(path: Path, rods) -> None:
+    grid = rods.grid
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["h", "k", "L", "bragg", "intensity", "U_re", "U_im", "S_re", "S_im"])
+        for r in range(grid.n_rods):
+            for i in range(grid.n_L):
+                U = rods.film_field[0, r, i]
+                S = rods.substrate_field[r, i]
+                writer.writerow([grid.h[r], grid.k[r], f"{grid.L[i]:.6f}", int(grid.bragg[i]),
+                                 f"{rods.intensity[0, r, i]:.10e}", f"{U.real:.10e}", f"{U.imag:.10e}",
+                                 f"{S.real:.10e}", f"{S.imag:.10e}"])
+    os.replace(temporary, path)
+
+
+def main_simulate(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mamba-ctr simulate",
+        description="Simulate the rods of one structure (a preset's nominal one, or one from a TOML/JSON file) "
+                    "and write them as CSV, HDF5 and PNG plots.")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--preset", default="paper-12L", help="preset whose nominal structure to simulate")
+    source.add_argument("--structure", type=Path, help="structure file (.toml or .json)")
+    parser.add_argument("--out", type=Path, default=Path("mamba-ctr-rods"), help="output directory")
+    parser.add_argument("--backend", default="auto", choices=["auto", *_backend.BACKENDS])
+    parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    parser.add_argument("--no-plot", dest="plot", action="store_false", help="skip the PNG plots")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    args = parser.parse_args(argv)
+    config = SimulateConfig(out=args.out, preset=args.preset, structure=args.structure, backend=args.backend,
+                            dtype=args.dtype, plot=args.plot, overwrite=args.overwrite)
+    written = run_simulate(config)
+    for kind, path in written.items():
+        print(f"{kind:>5}: {path}")
+    return 0
+
+
+COMMANDS = {"info": main_info, "simulate": main_simulate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(
+        prog="mamba-ctr", description="Crystal truncation rods of epitaxial films: simulate, learn, reconstruct.")
+    parser.add_argument("--version", action="version", version=f"mamba-ctr {__version__}")
+    parser.add_argument("command", choices=sorted(COMMANDS), help="subcommand (mamba-ctr COMMAND --help)")
+    if not argv or argv[0].startswith("-"):
+        parser.parse_args(argv or ["--help"])
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        parser.parse_args([command])  # prints the choices, exits 2
+    try:
+        return COMMANDS[command](rest)
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError, RuntimeError, ImportError) as error:
+        print(f"mamba-ctr {command}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"mamba-ctr {command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""HDF5 layout version 1 (architecture.md) for rods held in memory.
+
+    /grid/h (R,) int, /grid/k (R,) int, /grid/L (NL,) float64, /grid/bragg (NL,) bool
+    /intensity (n, R, NL) float32|float64, /film_field (n, R, NL) complex64|complex128
+    /params/<name> (n, ...) float64, /labels/<name> (n,) float64
+    attrs: format_version, preset (JSON), seed, created_by, units, complete
+
+The file is written under a temporary name and renamed when complete, so an
+interrupted write never leaves a file that looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .._version import __version__
+from ..physics.grid import Grid
+from ..simulate import Rods
+
+FORMAT_VERSION = 1
+UNITS = {
+    "L": "reciprocal lattice units of c_ref", "intensity": "electrons^2 (|S + U|^2, unscaled)",
+    "film_field": "electrons", "c": "angstrom", "z": "fraction of the layer height", "d": "angstrom",
+}
+
+
+def write_rods(path: str | os.PathLike, rods: Rods, *, params: dict[str, np.ndarray] | None = None,
+               labels: dict[str, np.ndarray] | None = None, preset: dict | None = None,
+               seed: int | None = None, overwrite: bool = False) -> Path:
+    """Write rods (and optional parameters/labels of the same n) to `path` atomically."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (or --overwrite) to replace it")
+    n = len(rods)
+    for group, values in (("params", params or {}), ("labels", labels or {})):
+        for name, value in values.items():
+            if np.shape(value)[:1] != (n,):
+                raise ValueError(f"{group}/{name} must have n = {n} rows, got shape {np.shape(value)}")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(temporary, "w") as f:
+            _write_grid(f.create_group("grid"), rods.grid)
+            chunks = (1,) + rods.grid.shape if n else None
+            f.create_dataset("intensity", data=rods.intensity, chunks=chunks)
+            if rods.film_field is not None:
+                f.create_dataset("film_field", data=rods.film_field, chunks=chunks)
+            for group, values in (("params", params or {}), ("labels", labels or {})):
+                g = f.create_group(group)
+                for name, value in values.items():
+                    g.create_dataset(name, data=np.asarray(value, dtype=np.float64))
+            f.attrs.update({
+                "format_version": FORMAT_VERSION, "preset": json.dumps(preset or {}),
+                "seed": -1 if seed is None else int(seed), "created_by": f"mamba-ctr {__version__}",
+                "units": json.dumps(UNITS), "backend": rods.backend, "complete": True,
+            })
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    return path
+
+
+def _write_grid(group: h5py.Group, grid: Grid) -> None:
+    group.create_dataset("h", data=grid.h)
+    group.create_dataset("k", data=grid.k)
+    group.create_dataset("L", data=grid.L)
+    group.create_dataset("bragg", data=grid.bragg)
+    group.attrs.update({"a": grid.a, "b": grid.b, "c_ref": grid.c_ref})
+
+
+def read_rods(path: str | os.PathLike) -> tuple[Grid, np.ndarray, np.ndarray | None, dict]:
+    """(grid, intensity, film_field or None, attrs) of a complete version-1 file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(f"{path} is not a readable HDF5 file ({error})") from None
+    with f:
+        version = f.attrs.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(f"{path}: expected mamba-ctr format version {FORMAT_VERSION}, got {version!r}")
+        if not f.attrs.get("complete", False):
+            raise ValueError(f"{path} is incomplete (no completion marker)")
+        g = f["grid"]
+        grid = Grid(h=g["h"][()], k=g["k"][()], L=g["L"][()], bragg=g["bragg"][()],
+                    a=float(g.attrs["a"]), b=float(g.attrs["b"]), c_ref=float(g.attrs["c_ref"]))
+        intensity = f["intensity"][()]
+        field = f["film_field"][()] if "film_field" in f else None
+        return grid, intensity, field, dict(f.attrs)

@@ -1,0 +1,76 @@
+"""One structure of a preset's layout from a TOML or JSON file.
+
+    preset = "paper-12L"          # the layer layout the arrays follow (default paper-12L)
+    [layers]                      # one value per layer (13 for paper-12L); any key may be left out
+    c = [3.905, 3.91, ...]        # Å; missing keys take the preset's nominal structure
+    z_B = [...]                   # fractional heights within the layer
+    z_Oap = [...]
+    z_Ox = [...]
+    z_Oy = [...]
+    sr_fraction = [...]           # Sr share of the A site
+    occupancy = [...]
+    beta = 0.0                    # optional β roughness (top level)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..physics import presets
+from ..physics.model import Structures
+from ..physics.presets import PerovskitePreset
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+LAYER_KEYS = ("c", "z_B", "z_Oap", "z_Ox", "z_Oy", "sr_fraction", "occupancy")
+
+
+def load_structure(path: str | Path) -> tuple[PerovskitePreset, Structures]:
+    """(preset, one structure) described by a TOML or JSON file (see module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"structure file not found: {path}")
+    text = path.read_bytes()
+    try:
+        if path.suffix.lower() == ".json":
+            spec = json.loads(text)
+        elif path.suffix.lower() == ".toml":
+            spec = tomllib.loads(text.decode())
+        else:
+            raise ValueError(f"structure file must end in .toml or .json, got {path.name}")
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot parse {path}: {error}") from None
+    return structure_from_dict(spec, source=str(path))
+
+
+def structure_from_dict(spec: dict, source: str = "structure") -> tuple[PerovskitePreset, Structures]:
+    if not isinstance(spec, dict):
+        raise ValueError(f"{source}: expected a table with 'preset' and [layers], got {type(spec).__name__}")
+    unknown = set(spec) - {"preset", "layers", "beta"}
+    if unknown:
+        raise ValueError(f"{source}: unknown keys {sorted(unknown)}; expected preset, layers, beta")
+    preset = presets.get(spec.get("preset", "paper-12L"))
+    layers = spec.get("layers", {})
+    unknown = set(layers) - set(LAYER_KEYS)
+    if unknown:
+        raise ValueError(f"{source}: unknown [layers] keys {sorted(unknown)}; expected {', '.join(LAYER_KEYS)}")
+    values = preset.parameters(preset.nominal())
+    for key, given in layers.items():
+        try:
+            array = np.asarray(given, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{source}: layers.{key} must be a list of numbers") from None
+        if array.shape != (preset.n_layers,):
+            raise ValueError(f"{source}: layers.{key} must have {preset.n_layers} values (one per layer of "
+                             f"{preset.name}), got {array.size}")
+        values[key] = array[None]
+    beta = float(spec.get("beta", 0.0))
+    structures = preset.from_parameters(*(values[key] for key in LAYER_KEYS), beta=beta)
+    return preset, structures

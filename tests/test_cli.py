@@ -1,0 +1,92 @@
+"""The mamba-ctr command: info and simulate, outputs and errors."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+import mamba_ctr
+from mamba_ctr.cli import main
+
+
+def test_info_reports_version_backend_and_threads(capsys):
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["mamba-ctr"] == mamba_ctr.__version__
+    assert info["backend"] in ("compiled", "numba", "numpy")
+    assert info["numpy backend"] == "available"
+
+
+def test_version_flag(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and mamba_ctr.__version__ in capsys.readouterr().out
+
+
+def test_simulate_nominal_writes_csv_hdf5_and_plots(tmp_path, golden):
+    out = tmp_path / "rods"
+    assert main(["simulate", "--preset", "paper-12L", "--out", str(out)]) == 0
+    rows = np.genfromtxt(out / "rods.csv", delimiter=",", names=True)
+    assert rows.size == 16 * 240
+    intensity = rows["intensity"].reshape(16, 240)
+    off = ~golden["bragg"]
+    np.testing.assert_allclose(intensity[:, off], golden["nominal/intensity"][:, off], rtol=1e-9)
+    with h5py.File(out / "rods.h5") as f:
+        assert f.attrs["format_version"] == 1 and f.attrs["complete"]
+        assert f["film_field"].shape == (1, 16, 240)
+        assert json.loads(f.attrs["preset"])["name"] == "paper-12L"
+        assert "d_B_5" in f["labels"] and "sr_fraction" in f["params"]
+    assert (out / "rod_h0_k0.png").stat().st_size > 1000 and (out / "rods_overview.png").exists()
+
+
+def test_simulate_structure_file(tmp_path, golden):
+    spec = tmp_path / "asym.toml"
+    layers = {"c": golden["asym/cn"], "z_B": golden["asym/z_B"], "z_Oap": golden["asym/z_O1"],
+              "z_Ox": golden["asym/z_O3"], "z_Oy": golden["asym/z_O2"], "sr_fraction": golden["asym/mix"],
+              "occupancy": golden["asym/occ"]}
+    lines = ['preset = "paper-12L"', "[layers]"]
+    lines += [f"{key} = [{', '.join(repr(float(v)) for v in value)}]" for key, value in layers.items()]
+    spec.write_text("\n".join(lines))
+    out = tmp_path / "asym"
+    assert main(["simulate", "--structure", str(spec), "--out", str(out), "--no-plot"]) == 0
+    grid, intensity, field, _ = mamba_ctr.data.read_rods(out / "rods.h5")
+    off = ~grid.bragg
+    scale = np.abs(golden["asym/film_field"][:, off]).max(axis=1, keepdims=True)
+    assert np.all(np.abs(field[0][:, off] - golden["asym/film_field"][:, off]) <= 1e-9 * scale)
+    assert not list(out.glob("*.png"))
+
+
+@pytest.mark.parametrize("content,message", [
+    ('preset = "paper-99L"', "unknown preset"),
+    ("[layers]\nc = [3.9, 3.9]", "must have 13 values"),
+    ("[layers]\noccupancy = " + str([-1.0] * 13), "occupancy must lie in"),
+    ("[layers]\nspin = 1", "unknown \\[layers\\] keys"),
+    ("this is not toml", "cannot parse"),
+])
+def test_bad_structure_files_exit_2_with_one_line(tmp_path, capsys, content, message):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(content)
+    assert main(["simulate", "--structure", str(spec), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    import re
+
+    assert re.search(message, err), err
+    assert not (tmp_path / "o").exists()
+
+
+def test_existing_output_is_kept(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["simulate", "--out", str(out), "--no-plot"]) == 0
+    before = (out / "rods.csv").read_bytes()
+    assert main(["simulate", "--preset", "paper-4L", "--out", str(out), "--no-plot"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "rods.csv").read_bytes() == before
+    assert main(["simulate", "--preset", "paper-4L", "--out", str(out), "--no-plot", "--overwrite"]) == 0
+    assert (out / "rods.csv").read_bytes() != before
+
+
+def test_missing_structure_file_exits_2(tmp_path, capsys):
+    assert main(["simulate", "--structure", str(tmp_path / "none.toml"), "--out", str(tmp_path)]) == 2
+    assert "not found" in capsys.readouterr().err
