@@ -197,3 +197,16 @@ def test_large_arguments_fall_back_to_libm(uniform):
     tol = 1e-9 if uniform else 1e-12
     assert _rel_err(U, U_ref) <= tol
     assert _rel_err(I, I_ref) <= tol
+
+
+def test_no_entries_no_scatterers():
+    """E = P = NSP = 0: U = 0 and I = |S|^2 (rough)."""
+    inp = paper_like_inputs(3, seed=17, with_rough=True)
+    empty = np.zeros(0, np.int64)
+    inp.update(weight=np.zeros((3, 0)), entry_site=empty, entry_pair=empty, pair_column=empty,
+               pair_species=empty, ff_re=np.zeros((0, 16, 240)), ff_im=np.zeros(0))
+    U_ref, I_ref = _contract(inp)
+    U, I = _outputs(3, False)
+    film_fields(**inp, film_field=U, intensity=I)
+    assert np.all(U == 0)
+    np.testing.assert_allclose(I, I_ref, rtol=1e-14)

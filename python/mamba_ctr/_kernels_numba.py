@@ -78,7 +78,7 @@ def _sincos_scaled(q, zs, s_out, c_out):
 
 
 @numba.njit(cache=True, fastmath=False, nogil=True, boundscheck=False)
-def _site_row(zs, qz, step, fast, sd_s, sd_c, pw_re, pw_im, w_re, w_im):
+def _site_row(zs, qz, step, fast, sd_s, sd_c, off, pw_re, pw_im, w_re, w_im):
     """w[l] = exp(i qz[l] zs) for all l (recurrence on uniform grids).
 
     Uniform grids: w[l0 + k] = exp(i qz[l0] zs) * d^k with d = exp(i step zs),
@@ -91,8 +91,8 @@ def _site_row(zs, qz, step, fast, sd_s, sd_c, pw_re, pw_im, w_re, w_im):
     NL = qz.shape[0]
     if step > 0.0:
         if fast:
-            cr = sd_c[0]
-            ci = sd_s[0]
+            cr = sd_c[off]
+            ci = sd_s[off]
         else:
             arg = step * zs
             cr = math.cos(arg)
@@ -114,8 +114,8 @@ def _site_row(zs, qz, step, fast, sd_s, sd_c, pw_re, pw_im, w_re, w_im):
         for b in range(n_blocks):
             l0 = b * BLOCK
             if fast:
-                sr = sd_c[b + 1]
-                si = sd_s[b + 1]
+                sr = sd_c[off + b + 1]
+                si = sd_s[off + b + 1]
             else:
                 arg = qz[l0] * zs
                 sr = math.cos(arg)
@@ -161,11 +161,9 @@ def _one_structure(i, z, weight, entry_site, entry_pair, pair_column, pair_speci
 
     # ---- G[pair, l] = sum_e weight * exp(i qz z_site)
     for p in range(P):
-        gr = G_re[p]
-        gi = G_im[p]
         for l in range(NL):
-            gr[l] = 0.0
-            gi[l] = 0.0
+            G_re[p, l] = 0.0
+            G_im[p, l] = 0.0
     e = 0
     while e < E:
         s = entry_site[e]
@@ -176,87 +174,101 @@ def _one_structure(i, z, weight, entry_site, entry_pair, pair_column, pair_speci
                 nonzero = True
             e_end += 1
         if nonzero:
-            _site_row(z[i, s], qz, step, fast, sd_s[s * NB:(s + 1) * NB], sd_c[s * NB:(s + 1) * NB],
-                      pw_re, pw_im, w_re, w_im)
+            _site_row(z[i, s], qz, step, fast, sd_s, sd_c, s * NB, pw_re, pw_im, w_re, w_im)
             for ee in range(e, e_end):
                 wt = weight[i, ee]
                 if wt != 0.0:
                     p = entry_pair[ee]
-                    gr = G_re[p]
-                    gi = G_im[p]
                     for l in range(NL):
-                        gr[l] += wt * w_re[l]
-                        gi[l] += wt * w_im[l]
+                        G_re[p, l] += wt * w_re[l]
+                        G_im[p, l] += wt * w_im[l]
         e = e_end
 
     # ---- H[pat, sp, l] = sum_pairs phase[pat, column] * G[pair, l]
     for q in range(NP * NSP):
-        hr = H_re[q]
-        hi = H_im[q]
         for l in range(NL):
-            hr[l] = 0.0
-            hi[l] = 0.0
+            H_re[q, l] = 0.0
+            H_im[q, l] = 0.0
     for pat in range(NP):
         for p in range(P):
             c = pair_column[p]
             a = ph_re[pat, c]
             b = ph_im[pat, c]
             q = pat * NSP + pair_species[p]
-            hr = H_re[q]
-            hi = H_im[q]
-            gr = G_re[p]
-            gi = G_im[p]
             if real_phase:
                 for l in range(NL):
-                    hr[l] += a * gr[l]
-                    hi[l] += a * gi[l]
+                    H_re[q, l] += a * G_re[p, l]
+                    H_im[q, l] += a * G_im[p, l]
             else:
                 for l in range(NL):
-                    hr[l] += a * gr[l] - b * gi[l]
-                    hi[l] += a * gi[l] + b * gr[l]
+                    H_re[q, l] += a * G_re[p, l] - b * G_im[p, l]
+                    H_im[q, l] += a * G_im[p, l] + b * G_re[p, l]
 
     # ---- U[r, l] = sum_sp ff[sp, r, l] * H[pattern(r), sp, l];  I = |S + U|^2 rough
+    # (species taken two per pass over l; the additions keep the order sp = 0, 1, 2, ...)
     acc_re = w_re
     acc_im = w_im
     for r in range(R):
         pat = rod_pattern[r]
-        for l in range(NL):
-            acc_re[l] = 0.0
-            acc_im[l] = 0.0
-        for sp in range(NSP):
-            q = pat * NSP + sp
-            hr = H_re[q]
-            hi = H_im[q]
-            fr = ff_re[sp, r]
-            if has_ffim:
-                fi = ff_im[sp, r]
-                for l in range(NL):
-                    acc_re[l] += fr[l] * hr[l] - fi[l] * hi[l]
-                    acc_im[l] += fr[l] * hi[l] + fi[l] * hr[l]
-            else:
-                for l in range(NL):
-                    acc_re[l] += fr[l] * hr[l]
-                    acc_im[l] += fr[l] * hi[l]
-        if write_u:
-            uo = u_out[i, r]
+        q0 = pat * NSP
+        if NSP == 0:
             for l in range(NL):
-                uo[2 * l] = acc_re[l]
-                uo[2 * l + 1] = acc_im[l]
-        if write_i:
-            io = i_out[i, r]
-            sr = sub_re[r]
-            si = sub_im[r]
-            if has_rough:
-                rg = rough[i]
+                acc_re[l] = 0.0
+                acc_im[l] = 0.0
+        elif has_ffim:
+            for l in range(NL):
+                acc_re[l] = 0.0 + (ff_re[0, r, l] * H_re[q0, l] - ff_im[0, r, l] * H_im[q0, l])
+                acc_im[l] = 0.0 + (ff_re[0, r, l] * H_im[q0, l] + ff_im[0, r, l] * H_re[q0, l])
+            sp = 1
+            while sp + 1 < NSP:
+                qa = q0 + sp
+                qb = qa + 1
                 for l in range(NL):
-                    tr = sr[l] + acc_re[l]
-                    ti = si[l] + acc_im[l]
-                    io[l] = (tr * tr + ti * ti) * rg[l]
+                    tr = acc_re[l] + (ff_re[sp, r, l] * H_re[qa, l] - ff_im[sp, r, l] * H_im[qa, l])
+                    ti = acc_im[l] + (ff_re[sp, r, l] * H_im[qa, l] + ff_im[sp, r, l] * H_re[qa, l])
+                    acc_re[l] = tr + (ff_re[sp + 1, r, l] * H_re[qb, l] - ff_im[sp + 1, r, l] * H_im[qb, l])
+                    acc_im[l] = ti + (ff_re[sp + 1, r, l] * H_im[qb, l] + ff_im[sp + 1, r, l] * H_re[qb, l])
+                sp += 2
+            if sp < NSP:
+                qa = q0 + sp
+                for l in range(NL):
+                    acc_re[l] += ff_re[sp, r, l] * H_re[qa, l] - ff_im[sp, r, l] * H_im[qa, l]
+                    acc_im[l] += ff_re[sp, r, l] * H_im[qa, l] + ff_im[sp, r, l] * H_re[qa, l]
+        else:
+            for l in range(NL):
+                acc_re[l] = 0.0 + ff_re[0, r, l] * H_re[q0, l]
+                acc_im[l] = 0.0 + ff_re[0, r, l] * H_im[q0, l]
+            sp = 1
+            while sp + 1 < NSP:
+                qa = q0 + sp
+                qb = qa + 1
+                for l in range(NL):
+                    tr = acc_re[l] + ff_re[sp, r, l] * H_re[qa, l]
+                    ti = acc_im[l] + ff_re[sp, r, l] * H_im[qa, l]
+                    acc_re[l] = tr + ff_re[sp + 1, r, l] * H_re[qb, l]
+                    acc_im[l] = ti + ff_re[sp + 1, r, l] * H_im[qb, l]
+                sp += 2
+            if sp < NSP:
+                qa = q0 + sp
+                for l in range(NL):
+                    acc_re[l] += ff_re[sp, r, l] * H_re[qa, l]
+                    acc_im[l] += ff_re[sp, r, l] * H_im[qa, l]
+        if write_u:
+            for l in range(NL):
+                u_out[i, r, 2 * l] = acc_re[l]
+                u_out[i, r, 2 * l + 1] = acc_im[l]
+        if write_i:
+            if has_rough:
+                for l in range(NL):
+                    tr = sub_re[r, l] + acc_re[l]
+                    ti = sub_im[r, l] + acc_im[l]
+                    u = tr * tr + ti * ti
+                    i_out[i, r, l] = u * rough[i, l]
             else:
                 for l in range(NL):
-                    tr = sr[l] + acc_re[l]
-                    ti = si[l] + acc_im[l]
-                    io[l] = tr * tr + ti * ti
+                    tr = sub_re[r, l] + acc_re[l]
+                    ti = sub_im[r, l] + acc_im[l]
+                    i_out[i, r, l] = tr * tr + ti * ti
 
 
 @numba.njit(parallel=True, cache=True, fastmath=False, nogil=True, boundscheck=False)
