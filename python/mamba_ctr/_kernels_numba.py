@@ -4,8 +4,16 @@
 and fills `film_field` (U) and/or `intensity` (I) in place. Work is split over
 structures (`prange` over fixed chunks of structures); each structure is
 computed entirely by one iteration with per-chunk scratch of one structure's
-size, accumulating in float64, so the bits do not depend on the thread count.
-The GIL is released while the loop runs.
+size, accumulating in float64, so the bits do not depend on the thread count
+(nor on the other structures of the batch). The GIL is released while the
+loop runs.
+
+Site phases exp(i qz z): on uniform grids by recurrence, w[l0 + k] =
+seed(l0) * d^k, re-seeded every BLOCK = 32 points. The seeds (and whole rows on
+non-uniform grids) come from a branch-free, vectorisable fdlibm sincos (<= 1
+ulp, like libm) when every |qz z| of the structure is below 2^19, else from
+libm. Besides G, H and one row, each chunk holds the seeds of one structure,
+S * (NL/32 + 2) values.
 """
 
 from __future__ import annotations
@@ -85,7 +93,7 @@ def _site_row(zs, qz, step, fast, sd_s, sd_c, off, pw_re, pw_im, w_re, w_im):
     an exact sincos seed every BLOCK points; the powers d^k (k < BLOCK) are
     built by doubling (d^(h+k) = d^h d^k), so the dependency chain is short
     and every step is a vectorisable loop. With `fast`, the seeds come
-    precomputed in sd_s/sd_c ([d, block 0, block 1, ...]) and non-uniform rows
+    precomputed in sd_s/sd_c[off:] ([d, block 0, block 1, ...]) and non-uniform rows
     use the vectorised sincos; otherwise libm sin/cos.
     """
     NL = qz.shape[0]
