@@ -1,0 +1,213 @@
+// Python bindings of the mamba-ctr kernel (the only file that includes pybind11).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <complex>
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "mamba_ctr/film_fields.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+constexpr int kIn = py::array::c_style | py::array::forcecast;
+using ArrF = py::array_t<double, kIn>;
+using ArrI = py::array_t<std::int64_t, kIn>;
+using ArrC = py::array_t<std::complex<double>, kIn>;
+
+std::string shape_str(const std::vector<py::ssize_t>& shape) {
+  std::ostringstream s;
+  s << "(";
+  for (std::size_t k = 0; k < shape.size(); ++k) s << (k ? ", " : "") << shape[k];
+  if (shape.size() == 1) s << ",";
+  s << ")";
+  return s.str();
+}
+
+std::vector<py::ssize_t> shape_of(const py::array& a) {
+  return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
+}
+
+[[noreturn]] void fail(const std::string& msg) { throw py::value_error(msg); }
+
+void check_ndim(const char* name, const py::array& a, const char* symbols, int ndim) {
+  if (a.ndim() != ndim) {
+    std::ostringstream m;
+    m << name << " must have shape " << symbols << " (" << ndim << "-D), got "
+      << shape_str(shape_of(a));
+    fail(m.str());
+  }
+}
+
+void check_shape(const char* name, const py::array& a, const char* symbols,
+                 const std::vector<py::ssize_t>& expected) {
+  if (shape_of(a) != expected) {
+    std::ostringstream m;
+    m << name << " must have shape " << symbols << " = " << shape_str(expected) << ", got "
+      << shape_str(shape_of(a));
+    fail(m.str());
+  }
+}
+
+void check_finite(const char* name, const ArrF& a) {
+  const double* p = a.data();
+  for (py::ssize_t k = 0; k < a.size(); ++k)
+    if (!std::isfinite(p[k])) fail(std::string(name) + " must be finite, got a non-finite value");
+}
+
+// Output array: None, or a writeable C-contiguous array of one of two dtypes and the given shape.
+// Returns 0 for None, 1 for the single-precision dtype, 2 for the double one.
+template <class Single, class Double>
+int check_output(const char* name, const py::object& obj, const char* dtypes,
+                 const std::vector<py::ssize_t>& expected, py::array& arr) {
+  if (obj.is_none()) return 0;
+  if (!py::isinstance<py::array>(obj)) {
+    std::string tname = py::str(py::type::of(obj).attr("__name__"));
+    fail(std::string(name) + " must be a numpy array or None, got " + tname);
+  }
+  arr = py::reinterpret_borrow<py::array>(obj);
+  int kind = 0;
+  if (arr.dtype().equal(py::dtype::of<Single>()))
+    kind = 1;
+  else if (arr.dtype().equal(py::dtype::of<Double>()))
+    kind = 2;
+  else {
+    std::string got = py::str(arr.dtype());
+    fail(std::string(name) + " must have dtype " + dtypes + ", got " + got);
+  }
+  check_shape(name, arr, "(n, R, NL)", expected);
+  if (!(arr.flags() & py::array::c_style))
+    fail(std::string(name) + " must be C-contiguous, got a non-contiguous array");
+  if (!arr.writeable()) fail(std::string(name) + " must be writeable, got a read-only array");
+  return kind;
+}
+
+void film_fields_py(ArrF z, ArrF weight, ArrI entry_site, ArrI entry_pair, ArrI pair_column,
+                    ArrI pair_species, ArrC pattern_phase, ArrI rod_pattern, ArrF qz,
+                    double uniform_step, ArrF ff_re, ArrF ff_im, ArrC substrate, ArrF rough,
+                    py::object film_field, py::object intensity, int threads) {
+  check_ndim("z", z, "(n, S)", 2);
+  const py::ssize_t n = z.shape(0), S = z.shape(1);
+  check_ndim("entry_site", entry_site, "(E,)", 1);
+  const py::ssize_t E = entry_site.shape(0);
+  check_shape("entry_pair", entry_pair, "(E,)", {E});
+  check_shape("weight", weight, "(n, E)", {n, E});
+  check_ndim("pair_column", pair_column, "(P,)", 1);
+  const py::ssize_t P = pair_column.shape(0);
+  check_shape("pair_species", pair_species, "(P,)", {P});
+  check_ndim("pattern_phase", pattern_phase, "(NP, C)", 2);
+  const py::ssize_t NP = pattern_phase.shape(0), C = pattern_phase.shape(1);
+  check_ndim("rod_pattern", rod_pattern, "(R,)", 1);
+  const py::ssize_t R = rod_pattern.shape(0);
+  check_ndim("qz", qz, "(NL,)", 1);
+  const py::ssize_t NL = qz.shape(0);
+  check_ndim("ff_re", ff_re, "(NSP, R, NL)", 3);
+  const py::ssize_t NSP = ff_re.shape(0);
+  check_shape("ff_re", ff_re, "(NSP, R, NL)", {NSP, R, NL});
+  const bool real_ff = ff_im.size() == 0;
+  if (!real_ff) check_shape("ff_im", ff_im, "(NSP, R, NL) or size 0", {NSP, R, NL});
+  check_shape("substrate", substrate, "(R, NL)", {R, NL});
+  const bool has_rough = rough.size() != 0;
+  if (has_rough) check_shape("rough", rough, "(n, NL) or size 0", {n, NL});
+  if (threads < 0) fail("threads must be an integer >= 0, got " + std::to_string(threads));
+  check_finite("z", z);
+  check_finite("qz", qz);
+
+  mamba_ctr::FilmFieldsInput in;
+  in.n = n;
+  in.n_sites = S;
+  in.n_entries = E;
+  in.n_pairs = P;
+  in.n_columns = C;
+  in.n_patterns = NP;
+  in.n_species = NSP;
+  in.n_rods = R;
+  in.n_l = NL;
+  in.z = z.data();
+  in.weight = weight.data();
+  in.entry_site = entry_site.data();
+  in.entry_pair = entry_pair.data();
+  in.pair_column = pair_column.data();
+  in.pair_species = pair_species.data();
+  in.pattern_phase = pattern_phase.data();
+  in.rod_pattern = rod_pattern.data();
+  in.qz = qz.data();
+  in.uniform_step = uniform_step;
+  in.ff_re = ff_re.data();
+  in.ff_im = real_ff ? nullptr : ff_im.data();
+  in.substrate = substrate.data();
+  in.rough = has_rough ? rough.data() : nullptr;
+  const std::string problem = mamba_ctr::check_film_fields_input(in);
+  if (!problem.empty()) fail(problem);
+
+  const std::vector<py::ssize_t> out_shape{n, R, NL};
+  py::array u_arr, i_arr;
+  const int u_kind = check_output<std::complex<float>, std::complex<double>>(
+      "film_field", film_field, "complex64 or complex128", out_shape, u_arr);
+  const int i_kind = check_output<float, double>("intensity", intensity, "float32 or float64",
+                                                 out_shape, i_arr);
+  if (u_kind && i_kind) {
+    if (u_kind != i_kind) {
+      std::string du = py::str(u_arr.dtype()), di = py::str(i_arr.dtype());
+      fail("film_field and intensity must both be single (complex64, float32) or both double "
+           "(complex128, float64) precision, got " + du + " and " + di);
+    }
+    const char* ub = static_cast<const char*>(u_arr.data());
+    const char* ib = static_cast<const char*>(i_arr.data());
+    const py::ssize_t un = u_arr.nbytes(), inb = i_arr.nbytes();
+    if (un > 0 && inb > 0 && ub < ib + inb && ib < ub + un)
+      fail("film_field and intensity must not overlap in memory, got overlapping arrays");
+  }
+  const int kind = u_kind ? u_kind : i_kind;
+  if (kind == 0) return;  // nothing to write
+
+  if (kind == 1) {
+    auto* U = u_kind ? static_cast<std::complex<float>*>(u_arr.mutable_data()) : nullptr;
+    auto* I = i_kind ? static_cast<float*>(i_arr.mutable_data()) : nullptr;
+    py::gil_scoped_release release;
+    mamba_ctr::film_fields<float>(in, U, I, threads);
+  } else {
+    auto* U = u_kind ? static_cast<std::complex<double>*>(u_arr.mutable_data()) : nullptr;
+    auto* I = i_kind ? static_cast<double*>(i_arr.mutable_data()) : nullptr;
+    py::gil_scoped_release release;
+    mamba_ctr::film_fields<double>(in, U, I, threads);
+  }
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() =
+      "Compiled core of mamba-ctr (C++17 / OpenMP).\n\n"
+      "film_fields(...) fills the film field U and the intensity I = |S + U|^2 * rough of a\n"
+      "batch of layered structures from the flat arrays of docs/kernel.md. Work is split over\n"
+      "structures (the GIL is released); the results do not depend on the thread count.";
+
+  m.def("film_fields", &film_fields_py, py::arg("z"), py::arg("weight"), py::arg("entry_site"),
+        py::arg("entry_pair"), py::arg("pair_column"), py::arg("pair_species"),
+        py::arg("pattern_phase"), py::arg("rod_pattern"), py::arg("qz"),
+        py::arg("uniform_step"), py::arg("ff_re"), py::arg("ff_im"), py::arg("substrate"),
+        py::arg("rough"), py::arg("film_field") = py::none(), py::arg("intensity") = py::none(),
+        py::arg("threads") = 0,
+        R"doc(Film fields of n structures (docs/kernel.md), written in place.
+
+Inputs (converted to C-contiguous float64 / int64 / complex128 when needed):
+  z (n, S), weight (n, E), entry_site (E,) non-decreasing in [0, S),
+  entry_pair (E,) in [0, P), pair_column (P,) in [0, C), pair_species (P,) in [0, NSP),
+  pattern_phase (NP, C) complex, rod_pattern (R,) in [0, NP), qz (NL,),
+  uniform_step (> 0: qz is the uniform grid qz[0] + l * uniform_step; 0: arbitrary),
+  ff_re (NSP, R, NL), ff_im (NSP, R, NL) or size 0, substrate (R, NL) complex,
+  rough (n, NL) or size 0.
+Outputs (writeable, C-contiguous, shape (n, R, NL), both single or both double precision):
+  film_field: complex64 / complex128 or None;  intensity: float32 / float64 or None.
+threads: OpenMP threads, 0 = the runtime default.
+Raises ValueError (expected vs given) on any shape, dtype, index or output problem.)doc");
+
+  m.def("max_threads", &mamba_ctr::max_threads, "OpenMP's default thread count (1 without OpenMP).");
+  m.def("have_openmp", &mamba_ctr::have_openmp, "Whether the kernel was built with OpenMP.");
+}
