@@ -17,16 +17,18 @@ def film_field_reference(structures: Structures, grid: Grid) -> np.ndarray:
     """U(q) = Σ_j o_j Σ_site Σ_species w f T e^{i q·r}: (n, R, NL) complex128."""
     model = structures.model
     q, qz = grid.q, grid.qz
-    factor = {name: scatterer.factor(q) for name, scatterer in model.scatterers.items()}
     heights = structures.heights  # (n, J, S) Å
     U = np.zeros((len(structures),) + grid.shape, dtype=np.complex128)
     for s, site in enumerate(model.sites):
-        inplane = inplane_phase(grid.h, grid.k, site.x, site.y)[None, :, None]  # (1, R, 1)
+        inplane = inplane_phase(grid.h, grid.k, site.x, site.y)[:, None]  # (R, 1) e^{i(q_x x + q_y y)}
+        # f(q) T(q) e^{i(q_x x + q_y y)} of each species this site may hold: (R, NL)
+        scattering = {name: model.scatterers[name].factor(q) * inplane
+                      for layer in model.species for name in layer[s]}
         for j, layer in enumerate(model.species):
-            height_phase = np.exp(1j * heights[:, j, s, None] * qz[None, :])[:, None, :]  # (n, 1, NL)
+            height_phase = np.exp(1j * heights[:, j, s, None] * qz[None, :])  # (n, NL) e^{i q_z z}
             for m, name in enumerate(layer[s]):
-                weight = (structures.occupancy[:, j] * structures.fraction[:, j, s, m])[:, None, None]
-                U += weight * factor[name][None] * inplane * height_phase
+                weight = structures.occupancy[:, j] * structures.fraction[:, j, s, m]  # (n,)
+                U += (weight[:, None] * height_phase)[:, None, :] * scattering[name][None]
     return U
 
 
