@@ -36,9 +36,7 @@ namespace mamba_ctr {
 
 namespace {
 
-constexpr int VW = 8;          // points per chunk (one "vector")
 constexpr int BL = 32;         // points per block: the recurrence is re-seeded every BL points
-constexpr int NCH = BL / VW;   // chunks per block
 
 // ---------------------------------------------------------------------------
 // A chunk of VW doubles, held as VW / NW native vectors of NW doubles (GCC / Clang
@@ -55,17 +53,26 @@ constexpr int NW = 2;
 #endif
 typedef double vn __attribute__((vector_size(NW * sizeof(double))));
 typedef std::uint64_t vnu __attribute__((vector_size(NW * sizeof(double))));
+typedef double vn_unaligned __attribute__((vector_size(NW * sizeof(double)), aligned(sizeof(double))));
+#define MAMBA_CTR_INLINE inline __attribute__((always_inline))
 #else
+#define MAMBA_CTR_INLINE inline
 constexpr int NW = 1;
 typedef double vn;
 #endif
-constexpr int NPART = VW / NW;
+#ifndef MAMBA_CTR_CHUNK_PARTS
+#define MAMBA_CTR_CHUNK_PARTS 2
+#endif
+constexpr int NPART = MAMBA_CTR_CHUNK_PARTS;  // native vectors per chunk
+constexpr int VW = NPART * NW;                // points per chunk
+constexpr int NCH = BL / VW;                  // chunks per block
+static_assert(BL % VW == 0, "a block must hold whole chunks");
 
 struct vd {
   vn p[NPART];
 };
 
-inline double lane(const vd& v, int t) {
+MAMBA_CTR_INLINE double lane(const vd& v, int t) {
 #ifdef MAMBA_CTR_VECTOR_EXT
   return v.p[t / NW][t % NW];
 #else
@@ -73,29 +80,39 @@ inline double lane(const vd& v, int t) {
 #endif
 }
 
-inline vd vload(const double* ptr) {
+MAMBA_CTR_INLINE vd vload(const double* ptr) {
   vd r;
+#ifdef MAMBA_CTR_VECTOR_EXT
+  for (int k = 0; k < NPART; ++k) r.p[k] = *reinterpret_cast<const vn_unaligned*>(ptr + k * NW);
+#else
   std::memcpy(r.p, ptr, sizeof r.p);
+#endif
   return r;
 }
-inline void vstore(double* ptr, const vd& v) { std::memcpy(ptr, v.p, sizeof v.p); }
-inline vd vzero() {
+MAMBA_CTR_INLINE void vstore(double* ptr, const vd& v) {
+#ifdef MAMBA_CTR_VECTOR_EXT
+  for (int k = 0; k < NPART; ++k) *reinterpret_cast<vn_unaligned*>(ptr + k * NW) = v.p[k];
+#else
+  std::memcpy(ptr, v.p, sizeof v.p);
+#endif
+}
+MAMBA_CTR_INLINE vd vzero() {
   vd r;
   for (int k = 0; k < NPART; ++k) r.p[k] = vn{};
   return r;
 }
 #define MAMBA_CTR_VD_OP(op)                                             \
-  inline vd operator op(const vd& a, const vd& b) {                     \
+  MAMBA_CTR_INLINE vd operator op(const vd& a, const vd& b) {                     \
     vd r;                                                               \
     for (int k = 0; k < NPART; ++k) r.p[k] = a.p[k] op b.p[k];          \
     return r;                                                           \
   }                                                                     \
-  inline vd operator op(const vd& a, double b) {                        \
+  MAMBA_CTR_INLINE vd operator op(const vd& a, double b) {                        \
     vd r;                                                               \
     for (int k = 0; k < NPART; ++k) r.p[k] = a.p[k] op b;               \
     return r;                                                           \
   }                                                                     \
-  inline vd operator op(double a, const vd& b) {                        \
+  MAMBA_CTR_INLINE vd operator op(double a, const vd& b) {                        \
     vd r;                                                               \
     for (int k = 0; k < NPART; ++k) r.p[k] = a op b.p[k];               \
     return r;                                                           \
@@ -106,7 +123,7 @@ MAMBA_CTR_VD_OP(*)
 #undef MAMBA_CTR_VD_OP
 
 // Load the first `len` (<= VW) values; the rest of the chunk is zero.
-inline vd vload_n(const double* ptr, int len) {
+MAMBA_CTR_INLINE vd vload_n(const double* ptr, int len) {
   if (len == VW) return vload(ptr);
   alignas(64) double tmp[VW] = {};
   std::memcpy(tmp, ptr, static_cast<std::size_t>(len) * sizeof(double));
@@ -189,7 +206,7 @@ inline std::int64_t round_up(std::int64_t a, std::int64_t b) { return (a + b - 1
 
 // Everything that does not depend on the structure.
 struct Plan {
-  std::int64_t n, S, E, P, NP, NSP, R, NL, NB;
+  std::int64_t n, S, E, P, NP, NSP, R, NL, NB, NLP;  // NLP = NB * BL
   bool uniform, real_ff, real_phase;
   double step;
   std::vector<std::int64_t> site_off;      // (S + 1): entries of site s are [site_off[s], site_off[s+1])
@@ -201,6 +218,9 @@ struct Plan {
   std::vector<double> seed_q;              // (NB): qz at the first point of each block
   std::vector<double> q_pad;               // (NB * BL): qz padded with zeros
   std::vector<double> sub_re, sub_im;      // (R, NL)
+  std::int64_t NCHA;                       // chunks of VW points in NLP
+  std::vector<double> ffc;                 // (R, NCHA, NSP, re[/im], VW): form factors, zero-padded,
+                                           // one contiguous stream per rod
   const double* z;
   const double* weight;
   const std::int64_t* entry_site;
@@ -221,6 +241,7 @@ Plan make_plan(const FilmFieldsInput& in) {
   pl.R = in.n_rods;
   pl.NL = in.n_l;
   pl.NB = (pl.NL + BL - 1) / BL;
+  pl.NLP = pl.NB * BL;
   pl.step = in.uniform_step;
   pl.uniform = in.uniform_step > 0.0;
   pl.real_ff = in.ff_im == nullptr;
@@ -272,6 +293,19 @@ Plan make_plan(const FilmFieldsInput& in) {
   pl.q_pad.assign(pl.NB * BL, 0.0);
   std::copy(in.qz, in.qz + pl.NL, pl.q_pad.begin());
 
+  pl.NCHA = pl.NLP / VW;
+  {
+    const std::int64_t nc = pl.real_ff ? 1 : 2;
+    pl.ffc.assign(static_cast<std::size_t>(pl.R * pl.NCHA * pl.NSP * nc * VW), 0.0);
+    for (std::int64_t r = 0; r < pl.R; ++r)
+      for (std::int64_t sp = 0; sp < pl.NSP; ++sp)
+        for (std::int64_t l = 0; l < pl.NL; ++l) {
+          const std::int64_t ch = l / VW, t = l % VW;
+          const std::int64_t dst = (((r * pl.NCHA + ch) * pl.NSP + sp) * nc) * VW + t;
+          pl.ffc[dst] = in.ff_re[(sp * pl.R + r) * pl.NL + l];
+          if (nc == 2) pl.ffc[dst + VW] = in.ff_im[(sp * pl.R + r) * pl.NL + l];
+        }
+  }
   pl.sub_re.resize(pl.R * pl.NL);
   pl.sub_im.resize(pl.R * pl.NL);
   for (std::int64_t k = 0; k < pl.R * pl.NL; ++k) {
@@ -290,7 +324,7 @@ struct Scratch {
   Buffer x, sn, cs;                // sincos arguments / results
   Buffer wr, wi;                   // (S, BL): exp(i j dq z) (uniform) or exp(i qz z) (arbitrary grid)
   Buffer gr, gi;                   // (P, BL)
-  Buffer hr, hi;                   // (NP, NSP, BL)
+  Buffer hc;                       // (NP, NCHA, NSP, re/im, VW)
 
   explicit Scratch(const Plan& pl)
       : kmap(pl.S), ek(pl.E), eoff(pl.P + 1),
@@ -300,30 +334,80 @@ struct Scratch {
         cs(round_up(std::max((pl.NB + 1) * pl.S, BL * pl.S), VW) + VW),
         wr(pl.S * BL + VW), wi(pl.S * BL + VW),
         gr(pl.P * BL + VW), gi(pl.P * BL + VW),
-        hr(pl.NP * pl.NSP * BL + VW), hi(pl.NP * pl.NSP * BL + VW) {}
+        hc(2 * pl.NP * pl.NSP * pl.NLP + VW) {}
 };
 
 // Store a chunk of U / I (len <= VW points) converted to Real.
-template <class Real>
-inline void store_complex(std::complex<Real>* out, const vd& re, const vd& im, int len) {
-  alignas(64) Real tmp[2 * VW];
-  for (int t = 0; t < VW; ++t) {
-    tmp[2 * t] = static_cast<Real>(lane(re, t));
-    tmp[2 * t + 1] = static_cast<Real>(lane(im, t));
-  }
-  std::memcpy(static_cast<void*>(out), tmp, static_cast<std::size_t>(2 * len) * sizeof(Real));
+#if defined(MAMBA_CTR_VECTOR_EXT) && !defined(__clang__)
+#define MAMBA_CTR_VECTOR_STORE 1
+typedef std::int64_t vni __attribute__((vector_size(NW * sizeof(double))));
+typedef float vnf __attribute__((vector_size(NW * sizeof(float))));
+typedef float vnf_unaligned __attribute__((vector_size(NW * sizeof(float)), aligned(sizeof(float))));
+// interleave masks: lo = (re0, im0, re1, im1, ...), hi = the second half
+#if defined(__AVX512F__)
+constexpr vni kLo = {0, 8, 1, 9, 2, 10, 3, 11}, kHi = {4, 12, 5, 13, 6, 14, 7, 15};
+#elif defined(__AVX__)
+constexpr vni kLo = {0, 4, 1, 5}, kHi = {2, 6, 3, 7};
+#else
+constexpr vni kLo = {0, 2}, kHi = {1, 3};
+#endif
+
+MAMBA_CTR_INLINE void put(double* out, vn v) { *reinterpret_cast<vn_unaligned*>(out) = v; }
+MAMBA_CTR_INLINE void put(float* out, vn v) {
+  *reinterpret_cast<vnf_unaligned*>(out) = __builtin_convertvector(v, vnf);
 }
 
 template <class Real>
-inline void store_real(Real* out, const vd& v, int len) {
-  alignas(64) Real tmp[VW];
-  for (int t = 0; t < VW; ++t) tmp[t] = static_cast<Real>(lane(v, t));
-  std::memcpy(out, tmp, static_cast<std::size_t>(len) * sizeof(Real));
+MAMBA_CTR_INLINE void store_complex_full(Real* out, const vd& re, const vd& im) {
+  for (int k = 0; k < NPART; ++k) {
+    put(out + 2 * k * NW, __builtin_shuffle(re.p[k], im.p[k], kLo));
+    put(out + 2 * k * NW + NW, __builtin_shuffle(re.p[k], im.p[k], kHi));
+  }
+}
+template <class Real>
+MAMBA_CTR_INLINE void store_real_full(Real* out, const vd& v) {
+  for (int k = 0; k < NPART; ++k) put(out + k * NW, v.p[k]);
+}
+#else
+template <class Real>
+MAMBA_CTR_INLINE void store_complex_full(Real* out, const vd& re, const vd& im) {
+  for (int t = 0; t < VW; ++t) {
+    out[2 * t] = static_cast<Real>(lane(re, t));
+    out[2 * t + 1] = static_cast<Real>(lane(im, t));
+  }
+}
+template <class Real>
+MAMBA_CTR_INLINE void store_real_full(Real* out, const vd& v) {
+  for (int t = 0; t < VW; ++t) out[t] = static_cast<Real>(lane(v, t));
+}
+#endif
+
+template <class Real>
+MAMBA_CTR_INLINE void store_complex(std::complex<Real>* out, const vd& re, const vd& im, int len) {
+  Real* o = reinterpret_cast<Real*>(out);
+  if (len == VW) {
+    store_complex_full(o, re, im);
+  } else {
+    alignas(64) Real tmp[2 * VW];
+    store_complex_full(tmp, re, im);
+    std::memcpy(o, tmp, static_cast<std::size_t>(2 * len) * sizeof(Real));
+  }
+}
+
+template <class Real>
+MAMBA_CTR_INLINE void store_real(Real* out, const vd& v, int len) {
+  if (len == VW) {
+    store_real_full(out, v);
+  } else {
+    alignas(64) Real tmp[VW];
+    store_real_full(tmp, v);
+    std::memcpy(out, tmp, static_cast<std::size_t>(len) * sizeof(Real));
+  }
 }
 
 template <class Real, bool RealFF, bool RealPhase>
 void one_structure(const Plan& pl, Scratch& sc, std::int64_t i, std::complex<Real>* U, Real* I) {
-  const std::int64_t S = pl.S, E = pl.E, P = pl.P, NSP = pl.NSP, R = pl.R, NL = pl.NL;
+  const std::int64_t S = pl.S, E = pl.E, P = pl.P, NSP = pl.NSP, R = pl.R, NL = pl.NL, NLP = pl.NLP;
   const double* zi = pl.z + i * S;
   const double* wi_ = pl.weight + i * E;
 
@@ -396,8 +480,8 @@ void one_structure(const Plan& pl, Scratch& sc, std::int64_t i, std::complex<Rea
 
   double* Gr = sc.gr.get();
   double* Gi = sc.gi.get();
-  double* Hr = sc.hr.get();
-  double* Hi = sc.hi.get();
+  double* Hc = sc.hc.get();
+  const std::int64_t NCHA = pl.NCHA;
   double* Ar = sc.ar.get();
   double* Ai = sc.ai.get();
   const std::int64_t* ek = sc.ek.data();
@@ -448,8 +532,6 @@ void one_structure(const Plan& pl, Scratch& sc, std::int64_t i, std::complex<Rea
       const double* phr = pl.ph_re.data() + p * P;
       const double* phi = pl.ph_im.data() + p * P;
       for (std::int64_t sp = 0; sp < NSP; ++sp) {
-        double* hr = Hr + (p * NSP + sp) * BL;
-        double* hi = Hi + (p * NSP + sp) * BL;
         for (int ch = 0; ch < nch; ++ch) {
           vd accr = vzero(), acci = vzero();
           for (std::int64_t t = pl.sp_off[sp]; t < pl.sp_off[sp + 1]; ++t) {
@@ -465,31 +547,54 @@ void one_structure(const Plan& pl, Scratch& sc, std::int64_t i, std::complex<Rea
               acci = acci + (gi * a + gr * c);
             }
           }
-          vstore(hr + ch * VW, accr);
-          vstore(hi + ch * VW, acci);
+          double* h = Hc + ((p * NCHA + l0 / VW + ch) * NSP + sp) * 2 * VW;
+          vstore(h, accr);
+          vstore(h + VW, acci);
         }
       }
     }
 
-    // U[r] = sum_sp ff[sp, r] H[pattern(r), sp];  I[r] = |S + U|^2 rough
-    for (std::int64_t r = 0; r < R; ++r) {
-      const std::int64_t p = pl.rod_pattern[r];
-      const double* hr = Hr + p * NSP * BL;
-      const double* hi = Hi + p * NSP * BL;
-      for (int ch = 0; ch < nch; ++ch) {
-        const std::int64_t l = l0 + ch * VW;
+  }
+
+  // U[r] = sum_sp ff[sp, r] H[pattern(r), sp];  I[r] = |S + U|^2 rough. One rod at a time
+  // over the whole L range, so that the form-factor rows are read as long streams.
+  const std::int64_t nch_all = (NL + VW - 1) / VW;
+  for (std::int64_t r = 0; r < R; ++r) {
+    const std::int64_t p = pl.rod_pattern[r];
+    const std::int64_t nc = RealFF ? 1 : 2;
+    const double* hp = Hc + p * NCHA * NSP * 2 * VW;
+    const double* fp = pl.ffc.data() + r * NCHA * NSP * nc * VW;
+    for (std::int64_t ch = 0; ch < nch_all; ++ch) {
+        const std::int64_t l = ch * VW;
         const int len = static_cast<int>(std::min<std::int64_t>(VW, NL - l));
+        const double* h = hp + ch * NSP * 2 * VW;
+        const double* f = fp + ch * NSP * nc * VW;
+        // two species per step: shorter dependency chains on the accumulators
         vd ur = vzero(), ui = vzero();
-        for (std::int64_t sp = 0; sp < NSP; ++sp) {
-          const vd fr = vload_n(pl.ff_re + (sp * R + r) * NL + l, len);
-          const vd h_r = vload(hr + sp * BL + ch * VW), h_i = vload(hi + sp * BL + ch * VW);
+        std::int64_t sp = 0;
+        for (; sp + 1 < NSP; sp += 2) {
+          const vd f0 = vload(f + sp * nc * VW), f1 = vload(f + (sp + 1) * nc * VW);
+          const vd a0 = vload(h + sp * 2 * VW), b0 = vload(h + sp * 2 * VW + VW);
+          const vd a1 = vload(h + (sp + 1) * 2 * VW), b1 = vload(h + (sp + 1) * 2 * VW + VW);
           if (RealFF) {
-            ur = ur + fr * h_r;
-            ui = ui + fr * h_i;
+            ur = ur + (f0 * a0 + f1 * a1);
+            ui = ui + (f0 * b0 + f1 * b1);
           } else {
-            const vd fi = vload_n(pl.ff_im + (sp * R + r) * NL + l, len);
-            ur = ur + (fr * h_r - fi * h_i);
-            ui = ui + (fr * h_i + fi * h_r);
+            const vd g0 = vload(f + sp * nc * VW + VW), g1 = vload(f + (sp + 1) * nc * VW + VW);
+            ur = ur + ((f0 * a0 - g0 * b0) + (f1 * a1 - g1 * b1));
+            ui = ui + ((f0 * b0 + g0 * a0) + (f1 * b1 + g1 * a1));
+          }
+        }
+        if (sp < NSP) {
+          const vd f0 = vload(f + sp * nc * VW);
+          const vd a0 = vload(h + sp * 2 * VW), b0 = vload(h + sp * 2 * VW + VW);
+          if (RealFF) {
+            ur = ur + f0 * a0;
+            ui = ui + f0 * b0;
+          } else {
+            const vd g0 = vload(f + sp * nc * VW + VW);
+            ur = ur + (f0 * a0 - g0 * b0);
+            ui = ui + (f0 * b0 + g0 * a0);
           }
         }
         const std::int64_t o = (i * R + r) * NL + l;
@@ -501,7 +606,6 @@ void one_structure(const Plan& pl, Scratch& sc, std::int64_t i, std::complex<Rea
           if (pl.rough) v = v * vload_n(pl.rough + i * NL + l, len);
           store_real<Real>(I + o, v, len);
         }
-      }
     }
   }
 }
