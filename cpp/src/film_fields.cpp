@@ -9,10 +9,13 @@
 //     by multiplication with W[j] = exp(i j dq z) (W built from exp(i dq z) by
 //     at most 11 multiplications, so the error stays at round-off). On an
 //     arbitrary grid every point gets its own sincos;
-//   * per block: G (pairs), H (patterns x species), then U and I per rod.
+//   * per block: G (pairs, L1-resident) and H (patterns x species, stored
+//     chunk-major for the whole L range: NP*NSP*NL complex per thread);
+//   * then U and I rod by rod over the whole L range, reading a per-call copy of
+//     the form factors laid out as one contiguous, zero-padded stream per rod.
 // Everything is structure-of-arrays (separate re / im) and works on chunks of
-// VW = 8 points held in registers, so it vectorises with plain SSE2 and
-// better with AVX2 / AVX-512 (MAMBA_CTR_NATIVE).
+// VW points (NPART native vectors, kept in registers), so it vectorises with
+// plain SSE2 and better with AVX2 / AVX-512 (MAMBA_CTR_NATIVE).
 //
 // Reproducibility: a structure is computed by one thread with one code path,
 // there are no cross-thread reductions, and the sums over entries, pairs and
@@ -407,7 +410,7 @@ MAMBA_CTR_INLINE void store_real(Real* out, const vd& v, int len) {
 
 template <class Real, bool RealFF, bool RealPhase>
 void one_structure(const Plan& pl, Scratch& sc, std::int64_t i, std::complex<Real>* U, Real* I) {
-  const std::int64_t S = pl.S, E = pl.E, P = pl.P, NSP = pl.NSP, R = pl.R, NL = pl.NL, NLP = pl.NLP;
+  const std::int64_t S = pl.S, E = pl.E, P = pl.P, NSP = pl.NSP, R = pl.R, NL = pl.NL;
   const double* zi = pl.z + i * S;
   const double* wi_ = pl.weight + i * E;
 
