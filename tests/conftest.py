@@ -4,9 +4,9 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-import os  # noqa: E402
+import os
 
-import pytest  # noqa: E402
+import pytest
 
 DATA = pathlib.Path(__file__).parent / "data"
 

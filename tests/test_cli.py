@@ -50,7 +50,7 @@ def test_simulate_structure_file(tmp_path, golden):
     spec.write_text("\n".join(lines))
     out = tmp_path / "asym"
     assert main(["simulate", "--structure", str(spec), "--out", str(out), "--no-plot"]) == 0
-    grid, intensity, field, _ = mamba_ctr.data.read_rods(out / "rods.h5")
+    grid, _intensity, field, _ = mamba_ctr.data.read_rods(out / "rods.h5")
     off = ~grid.bragg
     scale = np.abs(golden["asym/film_field"][:, off]).max(axis=1, keepdims=True)
     assert np.all(np.abs(field[0][:, off] - golden["asym/film_field"][:, off]) <= 1e-9 * scale)

@@ -8,7 +8,6 @@ import pytest
 numba = pytest.importorskip("numba")
 
 from kernel_contract import film_fields_contract, paper_like_inputs  # noqa: E402
-
 from mamba_ctr._kernels_numba import film_fields, max_threads  # noqa: E402
 
 N = 20
@@ -20,7 +19,7 @@ def _contract(inp):
 
 def _outputs(n, single, shape=(16, 240)):
     ct, rt = (np.complex64, np.float32) if single else (np.complex128, np.float64)
-    return np.full((n,) + shape, np.nan, ct), np.full((n,) + shape, np.nan, rt)
+    return np.full((n, *shape), np.nan, ct), np.full((n, *shape), np.nan, rt)
 
 
 def _rel_err(got, ref):
@@ -159,7 +158,8 @@ def test_bad_inputs_raise_clear_errors():
     rp[0] = 4
     _bad({**inp, "rod_pattern": rp}, r"rod_pattern values must lie in \[0, NP\)", **ok)
     _bad({**inp, "entry_site": inp["entry_site"].astype(float)}, "entry_site must have an integer dtype", **ok)
-    _bad({**inp, "pair_species": inp["pair_species"][:6]}, r"pair_species must have shape \(P,\) = \(7,\), got \(6,\)", **ok)
+    _bad({**inp, "pair_species": inp["pair_species"][:6]},
+         r"pair_species must have shape \(P,\) = \(7,\), got \(6,\)", **ok)
     _bad({**inp, "ff_re": inp["ff_re"][:, :, :239]}, r"ff_re must have shape \(NSP, R, NL\) = \(6, 16, 240\)", **ok)
     _bad({**inp, "ff_im": np.ones((6, 16, 239))}, "ff_im must have shape", **ok)
     _bad({**inp, "substrate": inp["substrate"][:15]}, r"substrate must have shape \(R, NL\) = \(16, 240\)", **ok)
@@ -205,7 +205,7 @@ def test_no_entries_no_scatterers():
     empty = np.zeros(0, np.int64)
     inp.update(weight=np.zeros((3, 0)), entry_site=empty, entry_pair=empty, pair_column=empty,
                pair_species=empty, ff_re=np.zeros((0, 16, 240)), ff_im=np.zeros(0))
-    U_ref, I_ref = _contract(inp)
+    _U_ref, I_ref = _contract(inp)
     U, I = _outputs(3, False)
     film_fields(**inp, film_field=U, intensity=I)
     assert np.all(U == 0)

@@ -114,7 +114,7 @@ def supercell_model(displacement: float) -> StructureModel:
             for site in SITES:
                 dx, dy = (displacement * d for d in shifts.get((site.name, i, j), (0.0, 0.0)))
                 sites.append(Site(f"{site.name}_{i}{j}", (site.x + i) / 2 + dx, (site.y + j) / 2 + dy))
-    layer = tuple(((("Sr",), ("Ti",), ("O_ap",), ("O_eq",), ("O_eq",)) * 4))
+    layer = tuple((("Sr",), ("Ti",), ("O_ap",), ("O_eq",), ("O_eq",)) * 4)
     return StructureModel(paper_scatterers(), tuple(sites), (layer,) * 3, None)
 
 

@@ -123,7 +123,7 @@ def test_thickness_family_layouts(name, layers):
 
 def test_aliases_and_unknown_preset():
     assert mamba_ctr.presets.get("12L") is mamba_ctr.presets.get("paper-12L")
-    with pytest.raises(ValueError, match="unknown preset 'paper-13L'.*paper-12L"):
+    with pytest.raises(ValueError, match=r"unknown preset 'paper-13L'.*paper-12L"):
         mamba_ctr.presets.get("paper-13L")
 
 

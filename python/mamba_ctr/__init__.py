@@ -7,12 +7,14 @@
     ((100, 16, 240), (100, 16, 240), (100, 16, 240))
 """
 
-from . import physics, presets
+from . import (
+    data,
+    physics,
+    presets,
+)
 from ._version import __version__
 from .physics import Grid, Scatterer, Structures, paper_grid
 from .simulate import Rods, network_input, simulate
-
-from . import data  # noqa: E402  (needs simulate)
 
 __all__ = [
     "Grid", "Rods", "Scatterer", "Structures", "__version__", "data", "network_input", "paper_grid", "physics",

@@ -10,7 +10,7 @@ ValueError naming the argument with the expected and the given value, e.g.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,8 +34,8 @@ class KernelArgs(NamedTuple):
     ff_im: np.ndarray           # float64 (NSP, R, NL) or (0,)
     substrate: np.ndarray       # complex128 (R, NL)
     rough: np.ndarray           # float64 (n, NL) or (0,)
-    film_field: Optional[np.ndarray]   # complex64/complex128 (n, R, NL) or None (unchanged)
-    intensity: Optional[np.ndarray]    # float32/float64 (n, R, NL) or None (unchanged)
+    film_field: np.ndarray | None   # complex64/complex128 (n, R, NL) or None (unchanged)
+    intensity: np.ndarray | None    # float32/float64 (n, R, NL) or None (unchanged)
     threads: int
     sizes: dict                 # n, S, E, P, C, NP, NSP, R, NL
 

@@ -90,7 +90,7 @@ def simulate(
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
         raise ValueError(f"threads must be an integer ≥ 0 (0 = default), got {threads!r}")
     complex_dtype = np.dtype(np.complex64 if real_dtype == np.float32 else np.complex128)
-    shape = (len(structures),) + grid.shape
+    shape = (len(structures), *grid.shape)
     intensity = _output("out_intensity", out_intensity, shape, real_dtype)
     field = _output("out_film_field", out_film_field, shape, complex_dtype) if film_field else None
     if not film_field and out_film_field is not None:

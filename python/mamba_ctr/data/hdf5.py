@@ -45,7 +45,7 @@ def write_rods(path: str | os.PathLike, rods: Rods, *, params: dict[str, np.ndar
     try:
         with h5py.File(temporary, "w") as f:
             _write_grid(f.create_group("grid"), rods.grid)
-            chunks = (1,) + rods.grid.shape if n else None
+            chunks = (1, *rods.grid.shape) if n else None
             f.create_dataset("intensity", data=rods.intensity, chunks=chunks)
             if rods.film_field is not None:
                 f.create_dataset("film_field", data=rods.film_field, chunks=chunks)

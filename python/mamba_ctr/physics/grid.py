@@ -142,7 +142,7 @@ def rod_grid(
         raise ValueError(
             f"need max_h, max_k ≥ 0, points_per_L ≥ 1, max_L > 0; got {max_h}, {max_k}, {points_per_L}, {max_L}"
         )
-    n_points = int(round(max_L * points_per_L))
+    n_points = round(max_L * points_per_L)
     index = np.arange(1, n_points + 1)
     hh, kk = np.meshgrid(np.arange(max_h + 1), np.arange(max_k + 1))  # k slow, h fast
     return Grid(

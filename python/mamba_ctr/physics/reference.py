@@ -18,7 +18,7 @@ def film_field_reference(structures: Structures, grid: Grid) -> np.ndarray:
     model = structures.model
     q, qz = grid.q, grid.qz
     heights = structures.heights  # (n, J, S) Å
-    U = np.zeros((len(structures),) + grid.shape, dtype=np.complex128)
+    U = np.zeros((len(structures), *grid.shape), dtype=np.complex128)
     for s, site in enumerate(model.sites):
         inplane = inplane_phase(grid.h, grid.k, site.x, site.y)[:, None]  # (R, 1) e^{i(q_x x + q_y y)}
         # f(q) T(q) e^{i(q_x x + q_y y)} of each species this site may hold: (R, NL)
