@@ -241,3 +241,93 @@ def test_bad_outputs():
     bad(r"film_field must be a numpy array or None, got list", n=n, film_field=[1, 2])
     buf = np.empty((n, R, NL), np.complex128)
     bad(r"must not overlap", n=n, film_field=buf, intensity=buf.view(np.float64).reshape(-1)[: n * R * NL].reshape(n, R, NL))
+
+
+# --- ISA variants (runtime dispatch) ------------------------------------------
+
+def test_isa_names():
+    variants = core.isa_variants()
+    assert variants[0] == "baseline"
+    assert set(variants) <= {"baseline", "avx2", "avx512"}
+    if os.environ.get("MAMBA_CTR_ISA"):
+        assert core.isa() == os.environ["MAMBA_CTR_ISA"]
+    else:
+        assert core.isa() == variants[-1]  # the best one the CPU supports
+
+
+BIT_CASES = [
+    dict(),
+    dict(uniform=False),
+    dict(complex_ff=True, general_phase=True, with_rough=True),
+    dict(uniform=False, complex_ff=True, general_phase=True, with_rough=True),
+]
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["double", "single"])
+@pytest.mark.parametrize("case", BIT_CASES, ids=lambda c: "-".join(c) or "paper")
+def test_bits_do_not_depend_on_isa(case, single):
+    """Every ISA variant the CPU supports gives the same bits (no FMA contraction,
+    vectorisation across L only, fixed order of the sums)."""
+    n = 13
+    args = paper_like_inputs(n, seed=14, **case)
+    args["weight"][::3, 20:40] = 0.0  # some padding
+    if not case.get("uniform", True):
+        args["z"][0, :3] *= 1e4  # a few arguments beyond the fast sincos range
+    ref = None
+    for name in core.isa_variants():
+        U, I = outputs(n, single)
+        core._film_fields_isa(name, **args, film_field=U, intensity=I, threads=2)
+        if ref is None:
+            ref = (U, I)
+            U0, I0 = contract(args)
+            tol = 1e-5 if single else 1e-9
+            assert rel_err(U, U0) <= tol
+            continue
+        np.testing.assert_array_equal(U.view(np.uint8), ref[0].view(np.uint8), err_msg=name)
+        np.testing.assert_array_equal(I.view(np.uint8), ref[1].view(np.uint8), err_msg=name)
+
+
+def test_default_is_the_chosen_variant():
+    args = paper_like_inputs(5, seed=15, with_rough=True)
+    U, I = outputs(5, True)
+    U2, I2 = outputs(5, True)
+    core.film_fields(**args, film_field=U, intensity=I)
+    core._film_fields_isa(core.isa(), **args, film_field=U2, intensity=I2)
+    np.testing.assert_array_equal(U.view(np.uint8), U2.view(np.uint8))
+    np.testing.assert_array_equal(I.view(np.uint8), I2.view(np.uint8))
+
+
+def test_bad_isa_names():
+    args = paper_like_inputs(2, seed=16)
+    with pytest.raises(ValueError, match=r"isa must be one of baseline, avx2, avx512, got 'sse9'"):
+        core._film_fields_isa("sse9", **args, intensity=np.empty((2, R, NL)))
+    for name in {"avx2", "avx512"} - set(core.isa_variants()):
+        with pytest.raises(ValueError, match=name):
+            core._film_fields_isa(name, **args, intensity=np.empty((2, R, NL)))
+
+
+def _run_with_env(value):
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, mamba_ctr._core as c, sys; sys.path.insert(0, sys.argv[1]);"
+            "from kernel_contract import paper_like_inputs as p; a = p(2);"
+            "print(c.isa_variants());"
+            "\ntry:\n print('ISA', c.isa())\nexcept ValueError as e:\n print('ERR', e)"
+            "\ntry:\n c.film_fields(**a, intensity=np.empty((2, 16, 240))); print('RUN ok')"
+            "\nexcept ValueError as e:\n print('RUNERR', e)")
+    env = dict(os.environ, MAMBA_CTR_ISA=value)
+    out = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__)], env=env,
+                         capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+def test_env_forces_a_variant():
+    for name in core.isa_variants():
+        out = _run_with_env(name)
+        assert f"ISA {name}" in out and "RUN ok" in out
+    out = _run_with_env("avx1024")
+    assert "ERR MAMBA_CTR_ISA must be one of baseline, avx2, avx512, got 'avx1024'" in out
+    assert "RUNERR MAMBA_CTR_ISA must be one of" in out
+    for name in {"avx2", "avx512"} - set(core.isa_variants()):
+        assert "ERR MAMBA_CTR_ISA" in _run_with_env(name)

@@ -1,6 +1,7 @@
 // Python bindings of the mamba-ctr kernel (the only file that includes pybind11).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cmath>
 #include <complex>
@@ -87,7 +88,7 @@ int check_output(const char* name, const py::object& obj, const char* dtypes,
   return kind;
 }
 
-void film_fields_py(ArrF z, ArrF weight, ArrI entry_site, ArrI entry_pair, ArrI pair_column,
+void film_fields_run(const std::string& isa, ArrF z, ArrF weight, ArrI entry_site, ArrI entry_pair, ArrI pair_column,
                     ArrI pair_species, ArrC pattern_phase, ArrI rod_pattern, ArrF qz,
                     double uniform_step, ArrF ff_re, ArrF ff_im, ArrC substrate, ArrF rough,
                     py::object film_field, py::object intensity, int threads) {
@@ -164,19 +165,36 @@ void film_fields_py(ArrF z, ArrF weight, ArrI entry_site, ArrI entry_pair, ArrI 
       fail("film_field and intensity must not overlap in memory, got overlapping arrays");
   }
   const int kind = u_kind ? u_kind : i_kind;
-  if (kind == 0) return;  // nothing to write
+  // The ISA variant (std::invalid_argument -> ValueError), checked before any work.
+  const std::string use_isa = isa.empty() ? mamba_ctr::isa() : isa;
+  if (kind == 0) {
+    if (!isa.empty()) {  // still say so if the requested variant is unusable
+      mamba_ctr::FilmFieldsInput none;
+      mamba_ctr::film_fields_isa<double>(use_isa, none, nullptr, nullptr, 1);
+    }
+    return;  // nothing to write
+  }
 
   if (kind == 1) {
     auto* U = u_kind ? static_cast<std::complex<float>*>(u_arr.mutable_data()) : nullptr;
     auto* I = i_kind ? static_cast<float*>(i_arr.mutable_data()) : nullptr;
     py::gil_scoped_release release;
-    mamba_ctr::film_fields<float>(in, U, I, threads);
+    mamba_ctr::film_fields_isa<float>(use_isa, in, U, I, threads);
   } else {
     auto* U = u_kind ? static_cast<std::complex<double>*>(u_arr.mutable_data()) : nullptr;
     auto* I = i_kind ? static_cast<double*>(i_arr.mutable_data()) : nullptr;
     py::gil_scoped_release release;
-    mamba_ctr::film_fields<double>(in, U, I, threads);
+    mamba_ctr::film_fields_isa<double>(use_isa, in, U, I, threads);
   }
+}
+
+void film_fields_py(ArrF z, ArrF weight, ArrI entry_site, ArrI entry_pair, ArrI pair_column,
+                    ArrI pair_species, ArrC pattern_phase, ArrI rod_pattern, ArrF qz,
+                    double uniform_step, ArrF ff_re, ArrF ff_im, ArrC substrate, ArrF rough,
+                    py::object film_field, py::object intensity, int threads) {
+  film_fields_run(std::string(), z, weight, entry_site, entry_pair, pair_column, pair_species,
+                  pattern_phase, rod_pattern, qz, uniform_step, ff_re, ff_im, substrate, rough,
+                  film_field, intensity, threads);
 }
 
 }  // namespace
@@ -206,8 +224,24 @@ Inputs (converted to C-contiguous float64 / int64 / complex128 when needed):
 Outputs (writeable, C-contiguous, shape (n, R, NL), both single or both double precision):
   film_field: complex64 / complex128 or None;  intensity: float32 / float64 or None.
 threads: OpenMP threads, 0 = the runtime default.
+The ISA variant is the one isa() names (MAMBA_CTR_ISA may force one); all give the same bits.
 Raises ValueError (expected vs given) on any shape, dtype, index or output problem.)doc");
 
+  m.def("_film_fields_isa", &film_fields_run, py::arg("isa"), py::arg("z"), py::arg("weight"),
+        py::arg("entry_site"), py::arg("entry_pair"), py::arg("pair_column"),
+        py::arg("pair_species"), py::arg("pattern_phase"), py::arg("rod_pattern"), py::arg("qz"),
+        py::arg("uniform_step"), py::arg("ff_re"), py::arg("ff_im"), py::arg("substrate"),
+        py::arg("rough"), py::arg("film_field") = py::none(), py::arg("intensity") = py::none(),
+        py::arg("threads") = 0,
+        "Test hook: film_fields with the given ISA variant (one of isa_variants()) instead of\n"
+        "the one chosen at run time. Raises ValueError if the variant cannot be used.");
+  m.def("isa", &mamba_ctr::isa,
+        "Name of the ISA variant of the kernel in use: 'baseline', 'avx2' (x86-64-v3) or\n"
+        "'avx512' (x86-64-v4); the best one the CPU supports, chosen at the first call, unless\n"
+        "the environment variable MAMBA_CTR_ISA forces one (ValueError if it cannot be used).\n"
+        "All variants give bit-identical results.");
+  m.def("isa_variants", &mamba_ctr::isa_variants,
+        "The ISA variants compiled into this build that this CPU supports, baseline first.");
   m.def("max_threads", &mamba_ctr::max_threads, "OpenMP's default thread count (1 without OpenMP).");
   m.def("have_openmp", &mamba_ctr::have_openmp, "Whether the kernel was built with OpenMP.");
 }

@@ -1,35 +1,18 @@
-// mamba-ctr compiled kernel (docs/kernel.md): implementation.
+// mamba-ctr compiled kernel (docs/kernel.md): input checks, the structure-independent
+// plan, and the run-time choice of the ISA variant of the computation
+// (kernel_variant.cpp, compiled once per instruction set).
 //
-// Layout of the work for one structure (all arithmetic in double):
-//   * active sites: sites with at least one entry of non-zero weight (padding
-//     layers are skipped), entries grouped by pair;
-//   * the L axis is cut into blocks of BL = 32 points. On a uniform grid the
-//     exponential exp(i qz z) of every active site is seeded with an exact
-//     sincos at the first point of every block and continued inside the block
-//     by multiplication with W[j] = exp(i j dq z) (W built from exp(i dq z) by
-//     at most 11 multiplications, so the error stays at round-off). On an
-//     arbitrary grid every point gets its own sincos;
-//   * per block: G (pairs, L1-resident) and H (patterns x species, stored
-//     chunk-major for the whole L range: NP*NSP*NL complex per thread);
-//   * then U and I rod by rod over the whole L range, reading a per-call copy of
-//     the form factors laid out as one contiguous, zero-padded stream per rod.
-// Everything is structure-of-arrays (separate re / im) and works on chunks of
-// VW points (NPART native vectors, kept in registers), so it vectorises with
-// plain SSE2 and better with AVX2 / AVX-512 (MAMBA_CTR_NATIVE).
-//
-// Reproducibility: a structure is computed by one thread with one code path,
-// there are no cross-thread reductions, and the sums over entries, pairs and
-// species are done in a fixed order, so the bits do not depend on the number
-// of threads.
+// This file is compiled with the baseline flags only, like everything that
+// touches the standard library's containers; the variants see plain arrays.
 #include "mamba_ctr/film_fields.hpp"
 
-#include <algorithm>
 #include <cmath>
-#include <cstddef>
-#include <cstring>
-#include <memory>
+#include <cstdlib>
 #include <sstream>
+#include <stdexcept>
 #include <vector>
+
+#include "kernel_variant.hpp"
 
 #ifdef MAMBA_CTR_HAVE_OPENMP
 #include <omp.h>
@@ -39,600 +22,281 @@ namespace mamba_ctr {
 
 namespace {
 
-constexpr int BL = 32;         // points per block: the recurrence is re-seeded every BL points
+using detail::kBlock;
+using detail::PlanView;
 
 // ---------------------------------------------------------------------------
-// A chunk of VW doubles, held as VW / NW native vectors of NW doubles (GCC / Clang
-// vector extensions, sized for the target ISA so that chunks stay in registers),
-// or as a plain array with other compilers.
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(MAMBA_CTR_NO_VECTOR_EXT)
-#define MAMBA_CTR_VECTOR_EXT 1
-#if defined(__AVX512F__)
-constexpr int NW = 8;
-#elif defined(__AVX__)
-constexpr int NW = 4;
-#else
-constexpr int NW = 2;
-#endif
-typedef double vn __attribute__((vector_size(NW * sizeof(double))));
-typedef std::uint64_t vnu __attribute__((vector_size(NW * sizeof(double))));
-typedef double vn_unaligned __attribute__((vector_size(NW * sizeof(double)), aligned(sizeof(double))));
-#define MAMBA_CTR_INLINE inline __attribute__((always_inline))
-#else
-#define MAMBA_CTR_INLINE inline
-constexpr int NW = 1;
-typedef double vn;
-#endif
-#ifndef MAMBA_CTR_CHUNK_PARTS
-#define MAMBA_CTR_CHUNK_PARTS 2
-#endif
-constexpr int NPART = MAMBA_CTR_CHUNK_PARTS;  // native vectors per chunk
-constexpr int VW = NPART * NW;                // points per chunk
-constexpr int NCH = BL / VW;                  // chunks per block
-static_assert(BL % VW == 0, "a block must hold whole chunks");
+// ISA variants, best last.
+enum class Isa { baseline = 0, avx2 = 1, avx512 = 2 };
+constexpr const char* kIsaNames[] = {"baseline", "avx2", "avx512"};
 
-struct vd {
-  vn p[NPART];
+bool compiled(Isa isa) {
+  switch (isa) {
+    case Isa::baseline:
+      return true;
+    case Isa::avx2:
+#ifdef MAMBA_CTR_VARIANT_AVX2
+      return true;
+#else
+      return false;
+#endif
+    case Isa::avx512:
+#ifdef MAMBA_CTR_VARIANT_AVX512
+      return true;
+#else
+      return false;
+#endif
+  }
+  return false;
+}
+
+bool cpu_supports(Isa isa) {
+  switch (isa) {
+    case Isa::baseline:
+      return true;
+#if defined(MAMBA_CTR_VARIANT_AVX2) || defined(MAMBA_CTR_VARIANT_AVX512)
+    // x86-64-v3 (AVX2, FMA, BMI1/2, F16C, LZCNT, MOVBE) / x86-64-v4 (+ AVX-512 F, BW, CD,
+    // DQ, VL). libgcc / compiler-rt also check that the OS saves the vector state.
+    case Isa::avx2:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avx") && __builtin_cpu_supports("avx2") &&
+             __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") &&
+             __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("f16c") &&
+             __builtin_cpu_supports("movbe") && __builtin_cpu_supports("lzcnt");
+    case Isa::avx512:
+      return cpu_supports(Isa::avx2) && __builtin_cpu_supports("avx512f") &&
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#endif
+    default:
+      return false;
+  }
+}
+
+bool usable(Isa isa) { return compiled(isa) && cpu_supports(isa); }
+
+std::string variant_list() {
+  std::string s;
+  for (int k = 0; k < 3; ++k)
+    if (usable(static_cast<Isa>(k))) s += std::string(s.empty() ? "" : ", ") + kIsaNames[k];
+  return s;
+}
+
+// The variant named `name`, or std::invalid_argument if it is unknown, not compiled
+// in or not supported by this CPU.
+Isa isa_from_name(const std::string& name, const char* what) {
+  for (int k = 0; k < 3; ++k) {
+    if (name != kIsaNames[k]) continue;
+    const Isa isa = static_cast<Isa>(k);
+    if (!compiled(isa))
+      throw std::invalid_argument(std::string(what) + ": the ISA variant '" + name +
+                                  "' was not compiled into this build; available: " +
+                                  variant_list());
+    if (!cpu_supports(isa))
+      throw std::invalid_argument(std::string(what) + ": this CPU does not support the ISA variant '" +
+                                  name + "'; available: " + variant_list());
+    return isa;
+  }
+  throw std::invalid_argument(std::string(what) + " must be one of baseline, avx2, avx512, got '" +
+                              name + "'");
+}
+
+struct Choice {
+  Isa isa = Isa::baseline;
+  std::string error;  // non-empty: MAMBA_CTR_ISA names a variant that cannot be used
 };
 
-MAMBA_CTR_INLINE double lane(const vd& v, int t) {
-#ifdef MAMBA_CTR_VECTOR_EXT
-  return v.p[t / NW][t % NW];
-#else
-  return v.p[t];
-#endif
-}
-
-MAMBA_CTR_INLINE vd vload(const double* ptr) {
-  vd r;
-#ifdef MAMBA_CTR_VECTOR_EXT
-  for (int k = 0; k < NPART; ++k) r.p[k] = *reinterpret_cast<const vn_unaligned*>(ptr + k * NW);
-#else
-  std::memcpy(r.p, ptr, sizeof r.p);
-#endif
-  return r;
-}
-MAMBA_CTR_INLINE void vstore(double* ptr, const vd& v) {
-#ifdef MAMBA_CTR_VECTOR_EXT
-  for (int k = 0; k < NPART; ++k) *reinterpret_cast<vn_unaligned*>(ptr + k * NW) = v.p[k];
-#else
-  std::memcpy(ptr, v.p, sizeof v.p);
-#endif
-}
-MAMBA_CTR_INLINE vd vzero() {
-  vd r;
-  for (int k = 0; k < NPART; ++k) r.p[k] = vn{};
-  return r;
-}
-#define MAMBA_CTR_VD_OP(op)                                             \
-  MAMBA_CTR_INLINE vd operator op(const vd& a, const vd& b) {                     \
-    vd r;                                                               \
-    for (int k = 0; k < NPART; ++k) r.p[k] = a.p[k] op b.p[k];          \
-    return r;                                                           \
-  }                                                                     \
-  MAMBA_CTR_INLINE vd operator op(const vd& a, double b) {                        \
-    vd r;                                                               \
-    for (int k = 0; k < NPART; ++k) r.p[k] = a.p[k] op b;               \
-    return r;                                                           \
-  }                                                                     \
-  MAMBA_CTR_INLINE vd operator op(double a, const vd& b) {                        \
-    vd r;                                                               \
-    for (int k = 0; k < NPART; ++k) r.p[k] = a op b.p[k];               \
-    return r;                                                           \
-  }
-MAMBA_CTR_VD_OP(+)
-MAMBA_CTR_VD_OP(-)
-MAMBA_CTR_VD_OP(*)
-#undef MAMBA_CTR_VD_OP
-
-// Load the first `len` (<= VW) values; the rest of the chunk is zero.
-MAMBA_CTR_INLINE vd vload_n(const double* ptr, int len) {
-  if (len == VW) return vload(ptr);
-  alignas(64) double tmp[VW] = {};
-  std::memcpy(tmp, ptr, static_cast<std::size_t>(len) * sizeof(double));
-  return vload(tmp);
-}
-
-// ---------------------------------------------------------------------------
-// sin and cos of m values (m a multiple of VW; the buffers hold m values).
-// Cody-Waite reduction by pi/2 in three 33-bit parts (exact for |x| <= 1e5)
-// and the fdlibm minimax polynomials on [-pi/4, pi/4]: error about 1 ulp.
-// Values with |x| > 1e5, inf or nan go through std::sin / std::cos.
-constexpr double kSinCosBound = 1e5;
-
-void sincos_block(const double* x, std::int64_t m, double* s, double* c) {
-#ifdef MAMBA_CTR_VECTOR_EXT
-  const double two_over_pi = 6.36619772367581382433e-01;
-  const double magic = 6755399441055744.0;  // 1.5 * 2^52: round to nearest integer
-  const double p1 = 1.57079632673412561417e+00;
-  const double p2 = 6.07710050630396597660e-11;
-  const double p3 = 2.02226624871116645580e-21;
-  const double S1 = -1.66666666666666324348e-01, S2 = 8.33333333332248946124e-03,
-               S3 = -1.98412698298579493134e-04, S4 = 2.75573137070700676789e-06,
-               S5 = -2.50507602534068634195e-08, S6 = 1.58969099521155010221e-10;
-  const double C1 = 4.16666666666666019037e-02, C2 = -1.38888888888741095749e-03,
-               C3 = 2.48015872894767294178e-05, C4 = -2.75573143513906633035e-07,
-               C5 = 2.08757232129817482790e-09, C6 = -1.13596475577881948265e-11;
-  const vnu one = vnu{} + 1, two = vnu{} + 2;
-  for (std::int64_t i = 0; i < m; i += NW) {
-    vn xv;
-    std::memcpy(&xv, x + i, sizeof xv);
-    const vn y = xv * two_over_pi + magic;
-    const vn kd = y - magic;
-    const vnu q = (vnu)y;  // low bits: k mod 4
-    const vn r = ((xv - kd * p1) - kd * p2) - kd * p3;
-    const vn z = r * r;
-    const vn sp = r + (z * r) * (S1 + z * (S2 + z * (S3 + z * (S4 + z * (S5 + z * S6)))));
-    const vn cq = z * (C1 + z * (C2 + z * (C3 + z * (C4 + z * (C5 + z * C6)))));
-    const vn hz = 0.5 * z;
-    const vn w = 1.0 - hz;
-    const vn cp = w + (((1.0 - w) - hz) + z * cq);
-    const vnu swap = vnu{} - (q & one);            // all ones for odd quadrants
-    const vnu sin_sign = (q & two) << 62;           // quadrants 2, 3
-    const vnu cos_sign = ((q + one) & two) << 62;   // quadrants 1, 2
-    const vn sv = (vn)((((vnu)cp & swap) | ((vnu)sp & ~swap)) ^ sin_sign);
-    const vn cv = (vn)((((vnu)sp & swap) | ((vnu)cp & ~swap)) ^ cos_sign);
-    std::memcpy(s + i, &sv, sizeof sv);
-    std::memcpy(c + i, &cv, sizeof cv);
-  }
-  for (std::int64_t i = 0; i < m; ++i) {
-    if (!(std::fabs(x[i]) <= kSinCosBound)) {
-      s[i] = std::sin(x[i]);
-      c[i] = std::cos(x[i]);
+Choice choose() {
+  Choice c;
+  const char* env = std::getenv("MAMBA_CTR_ISA");
+  if (env != nullptr && env[0] != '\0') {
+    try {
+      c.isa = isa_from_name(env, "MAMBA_CTR_ISA");
+    } catch (const std::invalid_argument& e) {
+      c.error = e.what();
     }
+    return c;
   }
-#else
-  for (std::int64_t i = 0; i < m; ++i) {
-    s[i] = std::sin(x[i]);
-    c[i] = std::cos(x[i]);
-  }
+  for (int k = 2; k >= 0; --k)
+    if (usable(static_cast<Isa>(k))) {
+      c.isa = static_cast<Isa>(k);
+      break;
+    }
+  return c;
+}
+
+// Chosen once, at the first call (thread-safe static initialisation).
+const Choice& choice() {
+  static const Choice c = choose();
+  return c;
+}
+
+Isa active() {
+  const Choice& c = choice();
+  if (!c.error.empty()) throw std::invalid_argument(c.error);
+  return c.isa;
+}
+
+int chunk_width(Isa isa) {
+  switch (isa) {
+#ifdef MAMBA_CTR_VARIANT_AVX512
+    case Isa::avx512:
+      return detail::avx512::chunk_width();
 #endif
+#ifdef MAMBA_CTR_VARIANT_AVX2
+    case Isa::avx2:
+      return detail::avx2::chunk_width();
+#endif
+    default:
+      return detail::baseline::chunk_width();
+  }
+}
+
+template <class Real>
+void run_variant(Isa isa, const PlanView& pl, std::complex<Real>* U, Real* I, int threads) {
+  switch (isa) {
+#ifdef MAMBA_CTR_VARIANT_AVX512
+    case Isa::avx512:
+      detail::avx512::run(pl, U, I, threads);
+      return;
+#endif
+#ifdef MAMBA_CTR_VARIANT_AVX2
+    case Isa::avx2:
+      detail::avx2::run(pl, U, I, threads);
+      return;
+#endif
+    default:
+      detail::baseline::run(pl, U, I, threads);
+  }
 }
 
 // ---------------------------------------------------------------------------
-// 64-byte aligned scratch of doubles.
-class Buffer {
- public:
-  Buffer() = default;
-  explicit Buffer(std::size_t n) : raw_(new double[n + 8]()) {
-    auto addr = reinterpret_cast<std::uintptr_t>(raw_.get());
-    ptr_ = raw_.get() + ((64 - addr % 64) % 64) / sizeof(double);
-  }
-  double* get() const { return ptr_; }
-
- private:
-  std::unique_ptr<double[]> raw_;
-  double* ptr_ = nullptr;
-};
-
-inline std::int64_t round_up(std::int64_t a, std::int64_t b) { return (a + b - 1) / b * b; }
-
-// Everything that does not depend on the structure.
+// Everything that does not depend on the structure (owning storage of a PlanView).
 struct Plan {
-  std::int64_t n, S, E, P, NP, NSP, R, NL, NB, NLP;  // NLP = NB * BL
-  bool uniform, real_ff, real_phase;
-  double step;
-  std::vector<std::int64_t> site_off;      // (S + 1): entries of site s are [site_off[s], site_off[s+1])
-  std::vector<std::int64_t> pair_off;      // (P + 1): entries sorted by pair
-  std::vector<std::int64_t> pair_entries;  // (E): entry indices, pair-major, stable
-  std::vector<std::int64_t> sp_off;        // (NSP + 1): pairs sorted by species
-  std::vector<std::int64_t> sp_pairs;      // (P)
-  std::vector<double> ph_re, ph_im;        // (NP, P): pattern phase of each pair's column
-  std::vector<double> seed_q;              // (NB): qz at the first point of each block
-  std::vector<double> q_pad;               // (NB * BL): qz padded with zeros
-  std::vector<double> sub_re, sub_im;      // (R, NL)
-  std::int64_t NCHA;                       // chunks of VW points in NLP
-  std::vector<double> ffc;                 // (R, NCHA, NSP, re[/im], VW): form factors, zero-padded,
-                                           // one contiguous stream per rod
-  const double* z;
-  const double* weight;
-  const std::int64_t* entry_site;
-  const std::int64_t* rod_pattern;
-  const double* ff_re;
-  const double* ff_im;
-  const double* rough;
+  PlanView v{};
+  std::vector<std::int64_t> site_off, pair_off, pair_entries, sp_off, sp_pairs, pat_off, pat_rods;
+  std::vector<double> ph_re, ph_im, seed_q, q_pad, sub_re, sub_im, ffc;
 };
 
-Plan make_plan(const FilmFieldsInput& in) {
-  Plan pl;
-  pl.n = in.n;
-  pl.S = in.n_sites;
-  pl.E = in.n_entries;
-  pl.P = in.n_pairs;
-  pl.NP = in.n_patterns;
-  pl.NSP = in.n_species;
-  pl.R = in.n_rods;
-  pl.NL = in.n_l;
-  pl.NB = (pl.NL + BL - 1) / BL;
-  pl.NLP = pl.NB * BL;
-  pl.step = in.uniform_step;
-  pl.uniform = in.uniform_step > 0.0;
-  pl.real_ff = in.ff_im == nullptr;
-  pl.z = in.z;
-  pl.weight = in.weight;
-  pl.entry_site = in.entry_site;
-  pl.rod_pattern = in.rod_pattern;
-  pl.ff_re = in.ff_re;
-  pl.ff_im = in.ff_im;
-  pl.rough = in.rough;
+void make_plan(const FilmFieldsInput& in, int VW, Plan& pl) {
+  PlanView& v = pl.v;
+  v.n = in.n;
+  v.S = in.n_sites;
+  v.E = in.n_entries;
+  v.P = in.n_pairs;
+  v.NP = in.n_patterns;
+  v.NSP = in.n_species;
+  v.R = in.n_rods;
+  v.NL = in.n_l;
+  v.NB = (v.NL + kBlock - 1) / kBlock;
+  v.NLP = v.NB * kBlock;
+  v.VW = VW;
+  v.NCHA = v.NLP / VW;
+  v.step = in.uniform_step;
+  v.uniform = in.uniform_step > 0.0;
+  v.real_ff = in.ff_im == nullptr;
+  v.z = in.z;
+  v.weight = in.weight;
+  v.entry_site = in.entry_site;
+  v.rod_pattern = in.rod_pattern;
+  v.rough = in.rough;
 
-  pl.site_off.assign(pl.S + 1, 0);
-  for (std::int64_t e = 0; e < pl.E; ++e) ++pl.site_off[in.entry_site[e] + 1];
-  for (std::int64_t s = 0; s < pl.S; ++s) pl.site_off[s + 1] += pl.site_off[s];
+  pl.site_off.assign(v.S + 1, 0);
+  for (std::int64_t e = 0; e < v.E; ++e) ++pl.site_off[in.entry_site[e] + 1];
+  for (std::int64_t s = 0; s < v.S; ++s) pl.site_off[s + 1] += pl.site_off[s];
 
-  pl.pair_off.assign(pl.P + 1, 0);
-  for (std::int64_t e = 0; e < pl.E; ++e) ++pl.pair_off[in.entry_pair[e] + 1];
-  for (std::int64_t q = 0; q < pl.P; ++q) pl.pair_off[q + 1] += pl.pair_off[q];
-  pl.pair_entries.assign(pl.E, 0);
+  pl.pair_off.assign(v.P + 1, 0);
+  for (std::int64_t e = 0; e < v.E; ++e) ++pl.pair_off[in.entry_pair[e] + 1];
+  for (std::int64_t q = 0; q < v.P; ++q) pl.pair_off[q + 1] += pl.pair_off[q];
+  pl.pair_entries.assign(v.E + 1, 0);
   {
     std::vector<std::int64_t> fill(pl.pair_off.begin(), pl.pair_off.end() - 1);
-    for (std::int64_t e = 0; e < pl.E; ++e) pl.pair_entries[fill[in.entry_pair[e]]++] = e;
+    for (std::int64_t e = 0; e < v.E; ++e) pl.pair_entries[fill[in.entry_pair[e]]++] = e;
   }
 
-  pl.sp_off.assign(pl.NSP + 1, 0);
-  for (std::int64_t q = 0; q < pl.P; ++q) ++pl.sp_off[in.pair_species[q] + 1];
-  for (std::int64_t sp = 0; sp < pl.NSP; ++sp) pl.sp_off[sp + 1] += pl.sp_off[sp];
-  pl.sp_pairs.assign(pl.P, 0);
+  pl.sp_off.assign(v.NSP + 1, 0);
+  for (std::int64_t q = 0; q < v.P; ++q) ++pl.sp_off[in.pair_species[q] + 1];
+  for (std::int64_t sp = 0; sp < v.NSP; ++sp) pl.sp_off[sp + 1] += pl.sp_off[sp];
+  pl.sp_pairs.assign(v.P + 1, 0);
   {
     std::vector<std::int64_t> fill(pl.sp_off.begin(), pl.sp_off.end() - 1);
-    for (std::int64_t q = 0; q < pl.P; ++q) pl.sp_pairs[fill[in.pair_species[q]]++] = q;
+    for (std::int64_t q = 0; q < v.P; ++q) pl.sp_pairs[fill[in.pair_species[q]]++] = q;
+  }
+
+  pl.pat_off.assign(v.NP + 1, 0);
+  for (std::int64_t r = 0; r < v.R; ++r) ++pl.pat_off[in.rod_pattern[r] + 1];
+  for (std::int64_t p = 0; p < v.NP; ++p) pl.pat_off[p + 1] += pl.pat_off[p];
+  pl.pat_rods.assign(v.R + 1, 0);
+  {
+    std::vector<std::int64_t> fill(pl.pat_off.begin(), pl.pat_off.end() - 1);
+    for (std::int64_t r = 0; r < v.R; ++r) pl.pat_rods[fill[in.rod_pattern[r]]++] = r;
   }
 
   const std::int64_t C = in.n_columns;
-  pl.real_phase = true;
-  for (std::int64_t k = 0; k < pl.NP * C; ++k)
-    if (in.pattern_phase[k].imag() != 0.0) pl.real_phase = false;
-  pl.ph_re.assign(pl.NP * pl.P, 0.0);
-  pl.ph_im.assign(pl.NP * pl.P, 0.0);
-  for (std::int64_t p = 0; p < pl.NP; ++p)
-    for (std::int64_t q = 0; q < pl.P; ++q) {
+  v.real_phase = true;
+  for (std::int64_t k = 0; k < v.NP * C; ++k)
+    if (in.pattern_phase[k].imag() != 0.0) v.real_phase = false;
+  pl.ph_re.assign(v.NP * v.P + 1, 0.0);
+  pl.ph_im.assign(v.NP * v.P + 1, 0.0);
+  for (std::int64_t p = 0; p < v.NP; ++p)
+    for (std::int64_t q = 0; q < v.P; ++q) {
       const std::complex<double> ph = in.pattern_phase[p * C + in.pair_column[q]];
-      pl.ph_re[p * pl.P + q] = ph.real();
-      pl.ph_im[p * pl.P + q] = ph.imag();
+      pl.ph_re[p * v.P + q] = ph.real();
+      pl.ph_im[p * v.P + q] = ph.imag();
     }
 
-  pl.seed_q.assign(pl.NB, 0.0);
-  for (std::int64_t b = 0; b < pl.NB; ++b) pl.seed_q[b] = in.qz[b * BL];
-  pl.q_pad.assign(pl.NB * BL, 0.0);
-  std::copy(in.qz, in.qz + pl.NL, pl.q_pad.begin());
+  pl.seed_q.assign(v.NB, 0.0);
+  for (std::int64_t b = 0; b < v.NB; ++b) pl.seed_q[b] = in.qz[b * kBlock];
+  pl.q_pad.assign(v.NLP, 0.0);
+  v.q_absmax = 0.0;
+  for (std::int64_t l = 0; l < v.NL; ++l) {
+    pl.q_pad[l] = in.qz[l];
+    v.q_absmax = std::fmax(v.q_absmax, std::fabs(in.qz[l]));
+  }
 
-  pl.NCHA = pl.NLP / VW;
   {
-    const std::int64_t nc = pl.real_ff ? 1 : 2;
-    pl.ffc.assign(static_cast<std::size_t>(pl.R * pl.NCHA * pl.NSP * nc * VW), 0.0);
-    for (std::int64_t r = 0; r < pl.R; ++r)
-      for (std::int64_t sp = 0; sp < pl.NSP; ++sp)
-        for (std::int64_t l = 0; l < pl.NL; ++l) {
+    const std::int64_t nc = v.real_ff ? 1 : 2;
+    pl.ffc.assign(static_cast<std::size_t>(v.R * v.NCHA * v.NSP * nc * VW), 0.0);
+    for (std::int64_t r = 0; r < v.R; ++r)
+      for (std::int64_t sp = 0; sp < v.NSP; ++sp)
+        for (std::int64_t l = 0; l < v.NL; ++l) {
           const std::int64_t ch = l / VW, t = l % VW;
-          const std::int64_t dst = (((r * pl.NCHA + ch) * pl.NSP + sp) * nc) * VW + t;
-          pl.ffc[dst] = in.ff_re[(sp * pl.R + r) * pl.NL + l];
-          if (nc == 2) pl.ffc[dst + VW] = in.ff_im[(sp * pl.R + r) * pl.NL + l];
+          const std::int64_t dst = (((r * v.NCHA + ch) * v.NSP + sp) * nc) * VW + t;
+          pl.ffc[dst] = in.ff_re[(sp * v.R + r) * v.NL + l];
+          if (nc == 2) pl.ffc[dst + VW] = in.ff_im[(sp * v.R + r) * v.NL + l];
         }
   }
-  pl.sub_re.resize(pl.R * pl.NL);
-  pl.sub_im.resize(pl.R * pl.NL);
-  for (std::int64_t k = 0; k < pl.R * pl.NL; ++k) {
+  pl.sub_re.resize(v.R * v.NL);
+  pl.sub_im.resize(v.R * v.NL);
+  for (std::int64_t k = 0; k < v.R * v.NL; ++k) {
     pl.sub_re[k] = in.substrate[k].real();
     pl.sub_im[k] = in.substrate[k].imag();
   }
-  return pl;
-}
 
-// Per-thread scratch: at most one structure's worth.
-struct Scratch {
-  std::vector<std::int64_t> kmap;  // (S): active index of each site, -1 if skipped
-  std::vector<std::int64_t> ek;    // (E): active site of each kept entry (pair-major)
-  std::vector<std::int64_t> eoff;  // (P + 1)
-  Buffer zk, ew, ar, ai;           // (S), (E), (E), (E)
-  Buffer x, sn, cs;                // sincos arguments / results
-  Buffer wr, wi;                   // (S, BL): exp(i j dq z) (uniform) or exp(i qz z) (arbitrary grid)
-  Buffer gr, gi;                   // (P, BL)
-  Buffer hc;                       // (NP, NCHA, NSP, re/im, VW)
-
-  explicit Scratch(const Plan& pl)
-      : kmap(pl.S), ek(pl.E), eoff(pl.P + 1),
-        zk(pl.S + 1), ew(pl.E + 1), ar(pl.E + 1), ai(pl.E + 1),
-        x(round_up(std::max((pl.NB + 1) * pl.S, BL * pl.S), VW) + VW),
-        sn(round_up(std::max((pl.NB + 1) * pl.S, BL * pl.S), VW) + VW),
-        cs(round_up(std::max((pl.NB + 1) * pl.S, BL * pl.S), VW) + VW),
-        wr(pl.S * BL + VW), wi(pl.S * BL + VW),
-        gr(pl.P * BL + VW), gi(pl.P * BL + VW),
-        hc(2 * pl.NP * pl.NSP * pl.NLP + VW) {}
-};
-
-// Store a chunk of U / I (len <= VW points) converted to Real.
-#if defined(MAMBA_CTR_VECTOR_EXT) && !defined(__clang__)
-#define MAMBA_CTR_VECTOR_STORE 1
-typedef std::int64_t vni __attribute__((vector_size(NW * sizeof(double))));
-typedef float vnf __attribute__((vector_size(NW * sizeof(float))));
-typedef float vnf_unaligned __attribute__((vector_size(NW * sizeof(float)), aligned(sizeof(float))));
-// interleave masks: lo = (re0, im0, re1, im1, ...), hi = the second half
-#if defined(__AVX512F__)
-constexpr vni kLo = {0, 8, 1, 9, 2, 10, 3, 11}, kHi = {4, 12, 5, 13, 6, 14, 7, 15};
-#elif defined(__AVX__)
-constexpr vni kLo = {0, 4, 1, 5}, kHi = {2, 6, 3, 7};
-#else
-constexpr vni kLo = {0, 2}, kHi = {1, 3};
-#endif
-
-MAMBA_CTR_INLINE void put(double* out, vn v) { *reinterpret_cast<vn_unaligned*>(out) = v; }
-MAMBA_CTR_INLINE void put(float* out, vn v) {
-  *reinterpret_cast<vnf_unaligned*>(out) = __builtin_convertvector(v, vnf);
+  v.site_off = pl.site_off.data();
+  v.pair_off = pl.pair_off.data();
+  v.pair_entries = pl.pair_entries.data();
+  v.sp_off = pl.sp_off.data();
+  v.sp_pairs = pl.sp_pairs.data();
+  v.pat_off = pl.pat_off.data();
+  v.pat_rods = pl.pat_rods.data();
+  v.ph_re = pl.ph_re.data();
+  v.ph_im = pl.ph_im.data();
+  v.seed_q = pl.seed_q.data();
+  v.q_pad = pl.q_pad.data();
+  v.sub_re = pl.sub_re.data();
+  v.sub_im = pl.sub_im.data();
+  v.ffc = pl.ffc.data();
 }
 
 template <class Real>
-MAMBA_CTR_INLINE void store_complex_full(Real* out, const vd& re, const vd& im) {
-  for (int k = 0; k < NPART; ++k) {
-    put(out + 2 * k * NW, __builtin_shuffle(re.p[k], im.p[k], kLo));
-    put(out + 2 * k * NW + NW, __builtin_shuffle(re.p[k], im.p[k], kHi));
-  }
-}
-template <class Real>
-MAMBA_CTR_INLINE void store_real_full(Real* out, const vd& v) {
-  for (int k = 0; k < NPART; ++k) put(out + k * NW, v.p[k]);
-}
-#else
-template <class Real>
-MAMBA_CTR_INLINE void store_complex_full(Real* out, const vd& re, const vd& im) {
-  for (int t = 0; t < VW; ++t) {
-    out[2 * t] = static_cast<Real>(lane(re, t));
-    out[2 * t + 1] = static_cast<Real>(lane(im, t));
-  }
-}
-template <class Real>
-MAMBA_CTR_INLINE void store_real_full(Real* out, const vd& v) {
-  for (int t = 0; t < VW; ++t) out[t] = static_cast<Real>(lane(v, t));
-}
-#endif
-
-template <class Real>
-MAMBA_CTR_INLINE void store_complex(std::complex<Real>* out, const vd& re, const vd& im, int len) {
-  Real* o = reinterpret_cast<Real*>(out);
-  if (len == VW) {
-    store_complex_full(o, re, im);
-  } else {
-    alignas(64) Real tmp[2 * VW];
-    store_complex_full(tmp, re, im);
-    std::memcpy(o, tmp, static_cast<std::size_t>(2 * len) * sizeof(Real));
-  }
-}
-
-template <class Real>
-MAMBA_CTR_INLINE void store_real(Real* out, const vd& v, int len) {
-  if (len == VW) {
-    store_real_full(out, v);
-  } else {
-    alignas(64) Real tmp[VW];
-    store_real_full(tmp, v);
-    std::memcpy(out, tmp, static_cast<std::size_t>(len) * sizeof(Real));
-  }
-}
-
-template <class Real, bool RealFF, bool RealPhase>
-void one_structure(const Plan& pl, Scratch& sc, std::int64_t i, std::complex<Real>* U, Real* I) {
-  const std::int64_t S = pl.S, E = pl.E, P = pl.P, NSP = pl.NSP, R = pl.R, NL = pl.NL;
-  const double* zi = pl.z + i * S;
-  const double* wi_ = pl.weight + i * E;
-
-  // Active sites and the kept entries, grouped by pair.
-  std::int64_t K = 0;
-  double* zk = sc.zk.get();
-  for (std::int64_t s = 0; s < S; ++s) {
-    bool any = false;
-    for (std::int64_t e = pl.site_off[s]; e < pl.site_off[s + 1]; ++e) any |= (wi_[e] != 0.0);
-    sc.kmap[s] = any ? K : -1;
-    if (any) zk[K++] = zi[s];
-  }
-  double* ew = sc.ew.get();
-  std::int64_t cnt = 0;
-  for (std::int64_t q = 0; q < P; ++q) {
-    sc.eoff[q] = cnt;
-    for (std::int64_t t = pl.pair_off[q]; t < pl.pair_off[q + 1]; ++t) {
-      const std::int64_t e = pl.pair_entries[t];
-      const double w = wi_[e];
-      if (w != 0.0) {
-        sc.ek[cnt] = sc.kmap[pl.entry_site[e]];
-        ew[cnt] = w;
-        ++cnt;
-      }
-    }
-  }
-  sc.eoff[P] = cnt;
-
-  double* x = sc.x.get();
-  double* sn = sc.sn.get();
-  double* cs = sc.cs.get();
-  double* Wr = sc.wr.get();
-  double* Wi = sc.wi.get();
-
-  if (pl.uniform) {
-    // sincos of dq z (row 0) and of the block seeds qz[b BL] z (rows 1..NB)
-    const std::int64_t M = (pl.NB + 1) * K;
-    for (std::int64_t k = 0; k < K; ++k) x[k] = pl.step * zk[k];
-    for (std::int64_t b = 0; b < pl.NB; ++b) {
-      const double q = pl.seed_q[b];
-      double* xb = x + (b + 1) * K;
-      for (std::int64_t k = 0; k < K; ++k) xb[k] = q * zk[k];
-    }
-    const std::int64_t Mp = round_up(M, VW);
-    for (std::int64_t k = M; k < Mp; ++k) x[k] = 0.0;
-    sincos_block(x, Mp, sn, cs);
-    // W[k][j] = exp(i j dq z_k), j < BL
-    for (std::int64_t k = 0; k < K; ++k) {
-      double* wr = Wr + k * BL;
-      double* wi = Wi + k * BL;
-      const double cr = cs[k], ci = sn[k];
-      wr[0] = 1.0;
-      wi[0] = 0.0;
-      for (int j = 1; j <= VW; ++j) {
-        wr[j] = wr[j - 1] * cr - wi[j - 1] * ci;
-        wi[j] = wr[j - 1] * ci + wi[j - 1] * cr;
-      }
-      const double c8 = wr[VW], s8 = wi[VW];
-      vd pr = vload(wr), pi = vload(wi);
-      for (int row = 1; row < NCH; ++row) {
-        const vd nr = pr * c8 - pi * s8;
-        const vd ni = pr * s8 + pi * c8;
-        vstore(wr + row * VW, nr);
-        vstore(wi + row * VW, ni);
-        pr = nr;
-        pi = ni;
-      }
-    }
-  }
-
-  double* Gr = sc.gr.get();
-  double* Gi = sc.gi.get();
-  double* Hc = sc.hc.get();
-  const std::int64_t NCHA = pl.NCHA;
-  double* Ar = sc.ar.get();
-  double* Ai = sc.ai.get();
-  const std::int64_t* ek = sc.ek.data();
-  const std::int64_t* eoff = sc.eoff.data();
-
-  for (std::int64_t b = 0; b < pl.NB; ++b) {
-    const std::int64_t l0 = b * BL;
-    const int nb = static_cast<int>(std::min<std::int64_t>(BL, NL - l0));
-    const int nch = (nb + VW - 1) / VW;
-
-    // exponentials of this block; A = weight * seed
-    if (pl.uniform) {
-      const double* sb = sn + (b + 1) * K;
-      const double* cb = cs + (b + 1) * K;
-      for (std::int64_t t = 0; t < cnt; ++t) {
-        Ar[t] = ew[t] * cb[ek[t]];
-        Ai[t] = ew[t] * sb[ek[t]];
-      }
-    } else {
-      const double* qb = pl.q_pad.data() + l0;
-      for (std::int64_t k = 0; k < K; ++k)
-        for (int j = 0; j < BL; ++j) x[k * BL + j] = qb[j] * zk[k];
-      sincos_block(x, K * BL, Wi, Wr);
-      for (std::int64_t t = 0; t < cnt; ++t) {
-        Ar[t] = ew[t];
-        Ai[t] = 0.0;
-      }
-    }
-
-    // G[pair] = sum_e A_e W[site_e]
-    for (std::int64_t q = 0; q < P; ++q) {
-      for (int ch = 0; ch < nch; ++ch) {
-        vd accr = vzero(), acci = vzero();
-        for (std::int64_t t = eoff[q]; t < eoff[q + 1]; ++t) {
-          const std::int64_t off = ek[t] * BL + ch * VW;
-          const vd wr = vload(Wr + off), wi = vload(Wi + off);
-          const double a = Ar[t], c = Ai[t];
-          accr = accr + (wr * a - wi * c);
-          acci = acci + (wi * a + wr * c);
-        }
-        vstore(Gr + q * BL + ch * VW, accr);
-        vstore(Gi + q * BL + ch * VW, acci);
-      }
-    }
-
-    // H[p, sp] = sum_{pairs of sp} phase[p, pair] G[pair]
-    for (std::int64_t p = 0; p < pl.NP; ++p) {
-      const double* phr = pl.ph_re.data() + p * P;
-      const double* phi = pl.ph_im.data() + p * P;
-      for (std::int64_t sp = 0; sp < NSP; ++sp) {
-        for (int ch = 0; ch < nch; ++ch) {
-          vd accr = vzero(), acci = vzero();
-          for (std::int64_t t = pl.sp_off[sp]; t < pl.sp_off[sp + 1]; ++t) {
-            const std::int64_t q = pl.sp_pairs[t];
-            const vd gr = vload(Gr + q * BL + ch * VW), gi = vload(Gi + q * BL + ch * VW);
-            if (RealPhase) {
-              const double a = phr[q];
-              accr = accr + gr * a;
-              acci = acci + gi * a;
-            } else {
-              const double a = phr[q], c = phi[q];
-              accr = accr + (gr * a - gi * c);
-              acci = acci + (gi * a + gr * c);
-            }
-          }
-          double* h = Hc + ((p * NCHA + l0 / VW + ch) * NSP + sp) * 2 * VW;
-          vstore(h, accr);
-          vstore(h + VW, acci);
-        }
-      }
-    }
-
-  }
-
-  // U[r] = sum_sp ff[sp, r] H[pattern(r), sp];  I[r] = |S + U|^2 rough. One rod at a time
-  // over the whole L range, so that the form-factor rows are read as long streams.
-  const std::int64_t nch_all = (NL + VW - 1) / VW;
-  for (std::int64_t r = 0; r < R; ++r) {
-    const std::int64_t p = pl.rod_pattern[r];
-    const std::int64_t nc = RealFF ? 1 : 2;
-    const double* hp = Hc + p * NCHA * NSP * 2 * VW;
-    const double* fp = pl.ffc.data() + r * NCHA * NSP * nc * VW;
-    for (std::int64_t ch = 0; ch < nch_all; ++ch) {
-        const std::int64_t l = ch * VW;
-        const int len = static_cast<int>(std::min<std::int64_t>(VW, NL - l));
-        const double* h = hp + ch * NSP * 2 * VW;
-        const double* f = fp + ch * NSP * nc * VW;
-        // two species per step: shorter dependency chains on the accumulators
-        vd ur = vzero(), ui = vzero();
-        std::int64_t sp = 0;
-        for (; sp + 1 < NSP; sp += 2) {
-          const vd f0 = vload(f + sp * nc * VW), f1 = vload(f + (sp + 1) * nc * VW);
-          const vd a0 = vload(h + sp * 2 * VW), b0 = vload(h + sp * 2 * VW + VW);
-          const vd a1 = vload(h + (sp + 1) * 2 * VW), b1 = vload(h + (sp + 1) * 2 * VW + VW);
-          if (RealFF) {
-            ur = ur + (f0 * a0 + f1 * a1);
-            ui = ui + (f0 * b0 + f1 * b1);
-          } else {
-            const vd g0 = vload(f + sp * nc * VW + VW), g1 = vload(f + (sp + 1) * nc * VW + VW);
-            ur = ur + ((f0 * a0 - g0 * b0) + (f1 * a1 - g1 * b1));
-            ui = ui + ((f0 * b0 + g0 * a0) + (f1 * b1 + g1 * a1));
-          }
-        }
-        if (sp < NSP) {
-          const vd f0 = vload(f + sp * nc * VW);
-          const vd a0 = vload(h + sp * 2 * VW), b0 = vload(h + sp * 2 * VW + VW);
-          if (RealFF) {
-            ur = ur + f0 * a0;
-            ui = ui + f0 * b0;
-          } else {
-            const vd g0 = vload(f + sp * nc * VW + VW);
-            ur = ur + (f0 * a0 - g0 * b0);
-            ui = ui + (f0 * b0 + g0 * a0);
-          }
-        }
-        const std::int64_t o = (i * R + r) * NL + l;
-        if (U) store_complex<Real>(U + o, ur, ui, len);
-        if (I) {
-          const vd tr = vload_n(pl.sub_re.data() + r * NL + l, len) + ur;
-          const vd ti = vload_n(pl.sub_im.data() + r * NL + l, len) + ui;
-          vd v = tr * tr + ti * ti;
-          if (pl.rough) v = v * vload_n(pl.rough + i * NL + l, len);
-          store_real<Real>(I + o, v, len);
-        }
-    }
-  }
-}
-
-template <class Real, bool RealFF, bool RealPhase>
-void run_all(const Plan& pl, std::complex<Real>* U, Real* I, int threads) {
-  const std::int64_t n = pl.n;
-#ifdef MAMBA_CTR_HAVE_OPENMP
-  int nt = threads > 0 ? threads : omp_get_max_threads();
-  if (nt < 1) nt = 1;
-  if (static_cast<std::int64_t>(nt) > n) nt = static_cast<int>(n);
-  std::vector<std::unique_ptr<Scratch>> scratch;
-  for (int t = 0; t < nt; ++t) scratch.emplace_back(new Scratch(pl));
-#pragma omp parallel num_threads(nt)
-  {
-    Scratch& sc = *scratch[omp_get_thread_num()];
-#pragma omp for schedule(static)
-    for (std::int64_t i = 0; i < n; ++i) one_structure<Real, RealFF, RealPhase>(pl, sc, i, U, I);
-  }
-#else
-  (void)threads;
-  Scratch sc(pl);
-  for (std::int64_t i = 0; i < n; ++i) one_structure<Real, RealFF, RealPhase>(pl, sc, i, U, I);
-#endif
+void film_fields_with(Isa isa, const FilmFieldsInput& in, std::complex<Real>* film_field,
+                      Real* intensity, int threads) {
+  if (in.n <= 0 || in.n_rods <= 0 || in.n_l <= 0) return;
+  if (film_field == nullptr && intensity == nullptr) return;
+  Plan pl;
+  make_plan(in, chunk_width(isa), pl);
+  run_variant<Real>(isa, pl.v, film_field, intensity, threads);
 }
 
 }  // namespace
@@ -675,24 +339,30 @@ std::string check_film_fields_input(const FilmFieldsInput& in) {
 template <class Real>
 void film_fields(const FilmFieldsInput& in, std::complex<Real>* film_field, Real* intensity,
                  int threads) {
-  if (in.n <= 0 || in.n_rods <= 0 || in.n_l <= 0) return;
-  if (film_field == nullptr && intensity == nullptr) return;
-  const Plan pl = make_plan(in);
-  if (pl.real_ff) {
-    if (pl.real_phase)
-      run_all<Real, true, true>(pl, film_field, intensity, threads);
-    else
-      run_all<Real, true, false>(pl, film_field, intensity, threads);
-  } else {
-    if (pl.real_phase)
-      run_all<Real, false, true>(pl, film_field, intensity, threads);
-    else
-      run_all<Real, false, false>(pl, film_field, intensity, threads);
-  }
+  film_fields_with<Real>(active(), in, film_field, intensity, threads);
+}
+
+template <class Real>
+void film_fields_isa(const std::string& isa, const FilmFieldsInput& in,
+                     std::complex<Real>* film_field, Real* intensity, int threads) {
+  film_fields_with<Real>(isa_from_name(isa, "isa"), in, film_field, intensity, threads);
 }
 
 template void film_fields<float>(const FilmFieldsInput&, std::complex<float>*, float*, int);
 template void film_fields<double>(const FilmFieldsInput&, std::complex<double>*, double*, int);
+template void film_fields_isa<float>(const std::string&, const FilmFieldsInput&,
+                                     std::complex<float>*, float*, int);
+template void film_fields_isa<double>(const std::string&, const FilmFieldsInput&,
+                                      std::complex<double>*, double*, int);
+
+std::string isa() { return kIsaNames[static_cast<int>(active())]; }
+
+std::vector<std::string> isa_variants() {
+  std::vector<std::string> names;
+  for (int k = 0; k < 3; ++k)
+    if (usable(static_cast<Isa>(k))) names.emplace_back(kIsaNames[k]);
+  return names;
+}
 
 int max_threads() noexcept {
 #ifdef MAMBA_CTR_HAVE_OPENMP

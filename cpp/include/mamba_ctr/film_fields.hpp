@@ -10,12 +10,14 @@
 //   I[r, l]       = |substrate[r, l] + U[r, l]|^2 rough[i, l]     (rough omitted when null)
 //
 // Work is split over structures; each structure is computed by one thread with
-// the same code path, so the output bits do not depend on the thread count.
+// the same code path, so the output bits do not depend on the thread count, nor on
+// the ISA variant (see isa()).
 #pragma once
 
 #include <complex>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace mamba_ctr {
 
@@ -61,6 +63,28 @@ void film_fields(const FilmFieldsInput& in, std::complex<Real>* film_field, Real
 extern template void film_fields<float>(const FilmFieldsInput&, std::complex<float>*, float*, int);
 extern template void film_fields<double>(const FilmFieldsInput&, std::complex<double>*, double*,
                                          int);
+
+// The same with a given ISA variant ("baseline", "avx2", "avx512") instead of the one
+// chosen at run time (for tests). Throws std::invalid_argument if the name is unknown or
+// the variant is not compiled in or not supported by this CPU.
+template <class Real>
+void film_fields_isa(const std::string& isa, const FilmFieldsInput& in,
+                     std::complex<Real>* film_field, Real* intensity, int threads = 0);
+
+extern template void film_fields_isa<float>(const std::string&, const FilmFieldsInput&,
+                                            std::complex<float>*, float*, int);
+extern template void film_fields_isa<double>(const std::string&, const FilmFieldsInput&,
+                                             std::complex<double>*, double*, int);
+
+// ISA variants. The kernel is compiled for several instruction sets (x86-64 with GCC /
+// Clang: baseline, avx2 = x86-64-v3, avx512 = x86-64-v4; elsewhere baseline only) and
+// the best one the CPU supports is chosen at the first call; the environment variable
+// MAMBA_CTR_ISA=baseline|avx2|avx512 forces one. All variants give the same bits.
+// The variant in use; throws std::invalid_argument if MAMBA_CTR_ISA names an unknown
+// variant or one this build / CPU cannot run (so does film_fields).
+std::string isa();
+// The compiled variants this CPU supports, from baseline to the best.
+std::vector<std::string> isa_variants();
 
 // OpenMP's default thread count (1 without OpenMP).
 int max_threads() noexcept;

@@ -1,0 +1,60 @@
+// mamba-ctr compiled kernel: the interface between the dispatcher (film_fields.cpp,
+// baseline flags) and the ISA variants of the kernel (kernel_variant.cpp, compiled once
+// per instruction set into its own namespace). Internal; not installed.
+//
+// The variant translation units are compiled with different -march flags. To keep
+// code of one ISA from leaking into another through the linker's merging of inline /
+// template functions (COMDAT), the variant code uses no standard-library templates
+// that carry loops (no std::vector, std::unique_ptr, algorithms): everything the
+// variants read is prepared here, in plain arrays, by the baseline code.
+#pragma once
+
+#include <complex>
+#include <cstdint>
+
+namespace mamba_ctr {
+namespace detail {
+
+constexpr int kBlock = 32;  // points per block: the recurrence is re-seeded every kBlock points
+constexpr int kWStep = 8;   // in-block multipliers: W[j] = W[j - kWStep] W[kWStep] beyond kWStep
+
+// Everything that does not depend on the structure, as plain arrays (owned by the caller).
+struct PlanView {
+  std::int64_t n, S, E, P, NP, NSP, R, NL, NB, NLP, NCHA, VW;  // NLP = NB * kBlock, NCHA = NLP / VW
+  bool uniform, real_ff, real_phase;
+  double step;
+  const std::int64_t* site_off;      // (S + 1): entries of site s are [site_off[s], site_off[s+1])
+  const std::int64_t* pair_off;      // (P + 1): entries sorted by pair
+  const std::int64_t* pair_entries;  // (E): entry indices, pair-major, stable
+  const std::int64_t* sp_off;        // (NSP + 1): pairs sorted by species
+  const std::int64_t* sp_pairs;      // (P)
+  const double* ph_re;               // (NP, P): pattern phase of each pair's column
+  const double* ph_im;               // (NP, P)
+  const std::int64_t* pat_off;       // (NP + 1): rods sorted by pattern
+  const std::int64_t* pat_rods;      // (R)
+  const double* seed_q;              // (NB): qz at the first point of each block
+  const double* q_pad;               // (NB * kBlock): qz padded with zeros
+  double q_absmax;                   // max |qz|
+  const double* sub_re;              // (R, NL)
+  const double* sub_im;              // (R, NL)
+  const double* ffc;                 // (R, NCHA, NSP, re[/im], VW): form factors, zero-padded
+  const double* z;                   // (n, S)
+  const double* weight;              // (n, E)
+  const std::int64_t* entry_site;    // (E)
+  const std::int64_t* rod_pattern;   // (R)
+  const double* rough;               // (n, NL) or null
+};
+
+#define MAMBA_CTR_DECLARE_VARIANT(ns)                                                      \
+  namespace ns {                                                                           \
+  int chunk_width() noexcept; /* VW: points per chunk (layout of PlanView::ffc) */          \
+  void run(const PlanView& pl, std::complex<float>* U, float* I, int threads);            \
+  void run(const PlanView& pl, std::complex<double>* U, double* I, int threads);          \
+  }
+
+MAMBA_CTR_DECLARE_VARIANT(baseline)
+MAMBA_CTR_DECLARE_VARIANT(avx2)
+MAMBA_CTR_DECLARE_VARIANT(avx512)
+
+}  // namespace detail
+}  // namespace mamba_ctr
