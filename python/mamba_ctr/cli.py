@@ -140,7 +140,115 @@ def main_simulate(argv: list[str]) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ datasets
+def run_generate(config) -> Path:
+    """Generate the dataset of a `mamba_ctr.data.generate.GenerateConfig`; returns the output path."""
+    from .data.generate import generate
+
+    try:
+        return generate(config)
+    except OSError as error:
+        if isinstance(error, (FileExistsError, FileNotFoundError)):
+            raise
+        raise ValueError(f"cannot write {config.out} ({error})") from None
+
+
+def main_generate(argv: list[str]) -> int:
+    from .data.generate import GenerateConfig
+
+    parser = argparse.ArgumentParser(
+        prog="mamba-ctr generate",
+        description="Simulate n structures of a preset into one HDF5 file (layout version 1): crash-safe "
+                    "(finished blocks survive a kill; --resume continues), deterministic, shardable.")
+    parser.add_argument("--config", type=Path, help="TOML file with GenerateConfig fields (flags override it)")
+    parser.add_argument("--preset", help="preset name, or a TOML file: base = \"paper-12L\" plus overrides "
+                                         "(default paper-12L)")
+    parser.add_argument("--n", type=int, help="structures in the whole dataset (all shards)")
+    parser.add_argument("--seed", type=int, help="sampling seed (default 0)")
+    parser.add_argument("--out", type=Path, help="output file FILE.h5")
+    parser.add_argument("--shard", help="i/K: write shard i of K (index range [i*n//K, (i+1)*n//K))")
+    parser.add_argument("--block-size", type=int, dest="block_size", help="structures per block (default 8192)")
+    parser.add_argument("--dtype", choices=["float32", "float64"], help="output precision (default float32)")
+    parser.add_argument("--threads", type=int, help="kernel threads (default 0 = all)")
+    parser.add_argument("--backend", choices=["auto", *_backend.BACKENDS])
+    parser.add_argument("--overwrite", action="store_true", default=None, help="replace an existing output")
+    parser.add_argument("--resume", action="store_true", default=None, help="continue an interrupted run")
+    parser.add_argument("--quiet", action="store_true", default=None, help="no progress bar")
+    args = parser.parse_args(argv)
+    flags = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
+    if args.config is not None:
+        config = GenerateConfig.from_toml(args.config, **flags)
+    else:
+        if "out" not in flags or "n" not in flags:
+            raise ValueError("generate needs --out FILE.h5 and --n N (or --config FILE.toml)")
+        config = GenerateConfig(**flags)
+    out = run_generate(config)
+    start, stop = config.index_range
+    if not config.quiet:
+        print(f"wrote structures [{start}, {stop}) of {config.n} to {out}")
+    return 0
+
+
+def run_merge(shards: list[Path], out: Path, overwrite: bool = False) -> Path:
+    from .data.generate import merge
+
+    try:
+        return merge(shards, out, overwrite=overwrite)
+    except OSError as error:
+        if isinstance(error, (FileExistsError, FileNotFoundError)):
+            raise
+        raise ValueError(f"cannot merge into {out} ({error})") from None
+
+
+def main_merge(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mamba-ctr merge", description="Join complete shard files (generate --shard i/K) into one file.")
+    parser.add_argument("shards", nargs="+", type=Path, help="shard files, in any order")
+    parser.add_argument("--out", type=Path, required=True, help="merged file FILE.h5")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    args = parser.parse_args(argv)
+    out = run_merge(args.shards, args.out, overwrite=args.overwrite)
+    print(f"merged {len(args.shards)} shards into {out}")
+    return 0
+
+
+def run_stats(path: Path, start: int | None = None, stop: int | None = None, recompute: bool = False) -> dict:
+    """Normalisation statistics of a dataset file (stored /stats, or computed for another index range)."""
+    from .data.stats import file_stats
+
+    try:
+        return file_stats(path, start, stop, recompute=recompute).summary()
+    except OSError as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise ValueError(f"cannot read {path} ({error})") from None
+
+
+def main_stats(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mamba-ctr stats",
+        description="Mean/std of X = ln I (Bragg points 0; global) and of Re U, Im U (per grid point).")
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--start", type=int, help="first structure index (default: the file's first)")
+    parser.add_argument("--stop", type=int, help="one past the last structure index (default: the file's last)")
+    parser.add_argument("--recompute", action="store_true", help="ignore the stored /stats")
+    parser.add_argument("--json", action="store_true", help="print everything (per-point arrays too) as JSON")
+    args = parser.parse_args(argv)
+    summary = run_stats(args.file, args.start, args.stop, args.recompute)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"structures  [{summary['start']}, {summary['stop']})  ({summary['structures']})")
+    print(f"X = ln I    mean {summary['X_mean']:.12g}  std {summary['X_std']:.12g}")
+    for part in ("U_re", "U_im"):
+        mean, std = np.asarray(summary[f"{part}_mean"]), np.asarray(summary[f"{part}_std"])
+        print(f"{part:<10}  mean per point in [{mean.min():.6g}, {mean.max():.6g}], "
+              f"std per point in [{std.min():.6g}, {std.max():.6g}]  (shape {mean.shape}; --json for all)")
+    return 0
+
+
 COMMANDS = {"info": main_info, "simulate": main_simulate}
+COMMANDS.update({"generate": main_generate, "merge": main_merge, "stats": main_stats})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,7 +44,7 @@ def write_rods(path: str | os.PathLike, rods: Rods, *, params: dict[str, np.ndar
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with h5py.File(temporary, "w") as f:
-            _write_grid(f.create_group("grid"), rods.grid)
+            write_grid(f.create_group("grid"), rods.grid)
             chunks = (1, *rods.grid.shape) if n else None
             f.create_dataset("intensity", data=rods.intensity, chunks=chunks)
             if rods.film_field is not None:
@@ -53,11 +53,9 @@ def write_rods(path: str | os.PathLike, rods: Rods, *, params: dict[str, np.ndar
                 g = f.create_group(group)
                 for name, value in values.items():
                     g.create_dataset(name, data=np.asarray(value, dtype=np.float64))
-            f.attrs.update({
-                "format_version": FORMAT_VERSION, "preset": json.dumps(preset or {}),
-                "seed": -1 if seed is None else int(seed), "created_by": f"mamba-ctr {__version__}",
-                "units": json.dumps(UNITS), "backend": rods.backend, "complete": True,
-            })
+            f.attrs.update(file_attrs(preset=preset, seed=seed))
+            f.attrs["backend"] = rods.backend
+            f.attrs["complete"] = True
         os.replace(temporary, path)
     finally:
         if temporary.exists():
@@ -65,7 +63,15 @@ def write_rods(path: str | os.PathLike, rods: Rods, *, params: dict[str, np.ndar
     return path
 
 
-def _write_grid(group: h5py.Group, grid: Grid) -> None:
+def file_attrs(*, preset: dict | None, seed: int | None) -> dict:
+    """The attrs every version-1 file carries (without the completion marker, which is written last)."""
+    return {"format_version": FORMAT_VERSION, "preset": json.dumps(preset or {}),
+            "seed": -1 if seed is None else int(seed), "created_by": f"mamba-ctr {__version__}",
+            "units": json.dumps(UNITS)}
+
+
+def write_grid(group: h5py.Group, grid: Grid) -> None:
+    """/grid/h, k, L, bragg and the cell (a, b, c_ref) as attrs."""
     group.create_dataset("h", data=grid.h)
     group.create_dataset("k", data=grid.k)
     group.create_dataset("L", data=grid.L)
@@ -75,6 +81,22 @@ def _write_grid(group: h5py.Group, grid: Grid) -> None:
 
 def read_rods(path: str | os.PathLike) -> tuple[Grid, np.ndarray, np.ndarray | None, dict]:
     """(grid, intensity, film_field or None, attrs) of a complete version-1 file."""
+    with open_complete(path) as f:
+        grid = read_grid(f["grid"])
+        intensity = f["intensity"][()]
+        field = f["film_field"][()] if "film_field" in f else None
+        return grid, intensity, field, dict(f.attrs)
+
+
+def read_grid(group: h5py.Group) -> Grid:
+    """The Grid stored by `write_grid`."""
+    return Grid(h=group["h"][()], k=group["k"][()], L=group["L"][()], bragg=group["bragg"][()],
+                a=float(group.attrs["a"]), b=float(group.attrs["b"]), c_ref=float(group.attrs["c_ref"]))
+
+
+def open_complete(path: str | os.PathLike) -> h5py.File:
+    """Open a complete version-1 file for reading; ValueError for anything else (other version, no
+    completion marker, not HDF5, truncated), FileNotFoundError if it does not exist."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
@@ -82,15 +104,19 @@ def read_rods(path: str | os.PathLike) -> tuple[Grid, np.ndarray, np.ndarray | N
         f = h5py.File(path, "r")
     except OSError as error:
         raise ValueError(f"{path} is not a readable HDF5 file ({error})") from None
-    with f:
+    try:
         version = f.attrs.get("format_version")
         if version != FORMAT_VERSION:
             raise ValueError(f"{path}: expected mamba-ctr format version {FORMAT_VERSION}, got {version!r}")
         if not f.attrs.get("complete", False):
             raise ValueError(f"{path} is incomplete (no completion marker)")
-        g = f["grid"]
-        grid = Grid(h=g["h"][()], k=g["k"][()], L=g["L"][()], bragg=g["bragg"][()],
-                    a=float(g.attrs["a"]), b=float(g.attrs["b"]), c_ref=float(g.attrs["c_ref"]))
-        intensity = f["intensity"][()]
-        field = f["film_field"][()] if "film_field" in f else None
-        return grid, intensity, field, dict(f.attrs)
+        for name in ("grid", "intensity"):
+            if name not in f:
+                raise ValueError(f"{path} has no /{name}: not a mamba-ctr dataset")
+    except OSError as error:
+        f.close()
+        raise ValueError(f"{path} is corrupt ({error})") from None
+    except BaseException:
+        f.close()
+        raise
+    return f

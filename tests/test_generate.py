@@ -1,0 +1,291 @@
+"""Dataset generation: determinism, crash safety (really killed subprocesses), merge, stats, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from mamba_ctr.cli import main
+from mamba_ctr.data import read_rods
+from mamba_ctr.data.generate import GenerateConfig, generate, merge, parse_shard, shard_range
+from mamba_ctr.data.stats import Stats, file_stats
+from mamba_ctr.physics import presets
+
+N = 300
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _generate(out: Path, *args: str) -> int:
+    return main(["generate", "--out", str(out), "--quiet", *args])
+
+
+def contents(path: Path) -> dict[str, bytes]:
+    """Every dataset of the file as raw bytes (bitwise comparison; NaN labels included), stats aside."""
+    found: dict[str, bytes] = {}
+
+    def visit(name: str, obj) -> None:
+        if isinstance(obj, h5py.Dataset) and not name.startswith("stats"):
+            found[name] = obj.dtype.str.encode() + repr(obj.shape).encode() + obj[()].tobytes()
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    return found
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ref") / "ref.h5"
+    assert _generate(out, "--n", str(N), "--seed", "5", "--block-size", "128", "--threads", "1") == 0
+    return out
+
+
+def test_layout_attrs_and_reader(reference):
+    grid, intensity, field, attrs = read_rods(reference)
+    assert intensity.shape == (N, 16, 240) and intensity.dtype == np.float32
+    assert field.dtype == np.complex64 and grid.shape == (16, 240)
+    assert attrs["format_version"] == 1 and attrs["complete"] and attrs["seed"] == 5
+    assert json.loads(attrs["preset"])["name"] == "paper-12L"
+    assert (attrs["start"], attrs["stop"], attrs["n_total"], attrs["shard"]) == (0, N, N, "")
+    assert "created_by" in attrs and "intensity" in json.loads(attrs["units"])
+    with h5py.File(reference) as f:
+        assert f["intensity"].chunks[0] < N
+        assert "d_B_5" in f["labels"] and f["params/c"].shape == (N, 13)
+        assert (f["stats"].attrs["start"], f["stats"].attrs["stop"]) == (0, N)
+    assert not Path(str(reference) + ".parts").exists()
+    # the same as simulating in memory
+    preset = presets.get("paper-12L")
+    from mamba_ctr.simulate import simulate
+
+    rods = simulate(preset.sample(N, 5), preset.grid)
+    assert np.array_equal(rods.intensity, intensity) and np.array_equal(rods.film_field, field)
+
+
+def test_deterministic_across_threads_and_block_sizes(tmp_path, reference):
+    out = tmp_path / "other.h5"
+    assert _generate(out, "--n", str(N), "--seed", "5", "--block-size", "77", "--threads", "2") == 0
+    assert contents(out) == contents(reference)
+
+
+def test_shards_merge_to_one_run(tmp_path, reference):
+    shards = []
+    for i, block in enumerate((50, 31, 1000)):
+        shard = tmp_path / f"s{i}.h5"
+        assert _generate(shard, "--n", str(N), "--seed", "5", "--shard", f"{i}/3", "--block-size", str(block)) == 0
+        shards.append(shard)
+    with h5py.File(shards[1]) as f:
+        assert (f.attrs["start"], f.attrs["stop"], f.attrs["shard"]) == (100, 200, "1/3")
+    merged = tmp_path / "merged.h5"
+    assert main(["merge", str(shards[2]), str(shards[0]), str(shards[1]), "--out", str(merged)]) == 0
+    assert contents(merged) == contents(reference)
+    with h5py.File(merged) as f:
+        assert (f.attrs["start"], f.attrs["stop"], f.attrs["shard"]) == (0, N, "")
+    # statistics: one pass == shards merged (Chan) == merged file == numpy in memory
+    one_pass = file_stats(reference)
+    by_shard = file_stats(shards[0]).merge(file_stats(shards[1])).merge(file_stats(shards[2]))
+    grid, intensity, field, _ = read_rods(reference)
+    X = np.log(intensity.astype(np.float64))
+    X[..., grid.bragg] = 0
+    numpy_stats = {"X_mean": X.mean(), "X_std": X.std(), "U_re_mean": field.real.astype(float).mean(0),
+                   "U_re_std": field.real.astype(float).std(0), "U_im_mean": field.imag.astype(float).mean(0),
+                   "U_im_std": field.imag.astype(float).std(0)}
+    for stats in (by_shard, file_stats(merged), file_stats(reference, recompute=True),
+                  Stats.of_arrays(intensity, field, grid.bragg)):
+        summary, expected = stats.summary(), one_pass.summary()
+        assert (summary["start"], summary["stop"]) == (0, N)
+        for key, value in numpy_stats.items():
+            np.testing.assert_allclose(summary[key], expected[key], rtol=1e-12, atol=0)
+            np.testing.assert_allclose(summary[key], value, rtol=1e-12, atol=1e-12 * np.abs(value).max())
+
+
+def test_stats_of_an_index_range_and_cli(tmp_path, reference, capsys):
+    grid, intensity, field, _ = read_rods(reference)
+    part = file_stats(reference, 40, 170).summary()
+    expected = Stats.of_arrays(intensity[40:170], field[40:170], grid.bragg, start=40).summary()
+    assert (part["start"], part["stop"]) == (40, 170)
+    np.testing.assert_allclose(part["X_mean"], expected["X_mean"], rtol=1e-12)
+    np.testing.assert_allclose(part["U_im_std"], expected["U_im_std"], rtol=1e-12)
+    assert main(["stats", str(reference), "--start", "40", "--stop", "170", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["X_std"] == pytest.approx(expected["X_std"], rel=1e-12)
+    assert main(["stats", str(reference)]) == 0
+    assert "X = ln I" in capsys.readouterr().out
+
+
+def _run_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "python"), env.get("PYTHONPATH")]))
+    return env
+
+
+KILL_ARGS = ["--n", "600", "--seed", "9", "--block-size", "20", "--threads", "1", "--backend", "numpy"]
+
+
+@pytest.fixture(scope="module")
+def kill_reference(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("killref") / "ref.h5"
+    assert _generate(out, *KILL_ARGS) == 0
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["KILL", "INT", "TERM"])
+def test_killed_run_resumes_to_the_same_content(tmp_path, kill_reference, sig):
+    out = tmp_path / "killed.h5"
+    parts = Path(str(out) + ".parts")
+    process = subprocess.Popen([sys.executable, "-m", "mamba_ctr.cli", "generate", "--out", str(out), *KILL_ARGS],
+                               env=_run_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not list(parts.glob("block-*.h5")):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no block file appeared"
+        time.sleep(0.002)
+    process.send_signal(sig)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert b"Traceback" not in err
+    assert not out.exists(), "the run finished before the signal: make it longer"
+    with pytest.raises(FileNotFoundError):
+        read_rods(out)
+    for leftover in parts.glob("*.tmp"):  # a half-joined or half-written file is never complete
+        with pytest.raises(ValueError):
+            read_rods(leftover)
+    finished = list(parts.glob("block-*.h5"))
+    assert 1 <= len(finished) < 30
+    # without --resume an interrupted run is not silently restarted
+    assert _generate(out, *KILL_ARGS) == 2
+    assert len(list(parts.glob("block-*.h5"))) == len(finished)
+    # a different configuration cannot resume it
+    assert _generate(out, *KILL_ARGS, "--seed", "10", "--resume") == 2
+    assert _generate(out, *KILL_ARGS, "--resume") == 0
+    assert contents(out) == contents(kill_reference)
+    assert not parts.exists()
+
+
+def test_config_file_and_flags_override(tmp_path, reference):
+    config = tmp_path / "gen.toml"
+    config.write_text(f'preset = "12L"\nn = {N}\nseed = 1\nblock_size = 64\nout = "{tmp_path / "x.h5"}"\n')
+    out = tmp_path / "from_config.h5"
+    assert main(["generate", "--config", str(config), "--seed", "5", "--out", str(out), "--quiet"]) == 0
+    assert contents(out) == contents(reference)
+    loaded = GenerateConfig.from_toml(config)
+    assert (loaded.n, loaded.seed, loaded.block_size, loaded.shard) == (N, 1, 64, None)
+
+
+def test_user_preset_file(tmp_path):
+    spec = tmp_path / "thin.toml"
+    spec.write_text('base = "paper-12L"\nfilm_layers = [2, 3]\nrough_top = true\ndelta_z = 0.02\n')
+    out = tmp_path / "thin.h5"
+    assert _generate(out, "--preset", str(spec), "--n", "50") == 0
+    with h5py.File(out) as f:
+        preset = json.loads(f.attrs["preset"])
+        assert preset["film_layers"] == [2, 3] and preset["rough_top"] and preset["delta_z"] == 0.02
+        assert preset["name"] == "paper-12L+thin" and "occ_top" in f["labels"]
+
+
+def test_python_api(tmp_path, reference):
+    out = generate(GenerateConfig(out=tmp_path / "api.h5", n=N, seed=5, block_size=1000, quiet=True))
+    assert contents(out) == contents(reference)
+    assert shard_range(10, (2, 3)) == (6, 10) and parse_shard(" 0/1 ") == (0, 1)
+    assert [shard_range(7, (i, 4)) for i in range(4)] == [(0, 1), (1, 3), (3, 5), (5, 7)]
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("args,message", [
+    (["--preset", "nope"], "unknown preset"),
+    (["--n", "0"], "n must be"),
+    (["--n", "-5"], "n must be"),
+    (["--shard", "3/2"], "0 ≤ i < K"),
+    (["--shard", "a/b"], "shard must be i/K"),
+    (["--shard", "1"], "shard must be i/K"),
+    (["--block-size", "0"], "block_size"),
+    (["--preset", "missing.toml"], "no such config file"),
+])
+def test_bad_generate_arguments(tmp_path, capsys, args, message):
+    out = tmp_path / "bad.h5"
+    assert main(["generate", "--out", str(out), "--n", "10", "--quiet", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists() and not Path(str(out) + ".parts").exists()
+
+
+def test_existing_output_is_not_touched(tmp_path, reference, capsys):
+    out = tmp_path / "keep.h5"
+    out.write_bytes(reference.read_bytes())
+    before = out.read_bytes()
+    assert _generate(out, "--n", "10") == 2
+    assert "exists" in capsys.readouterr().err
+    assert out.read_bytes() == before and not Path(str(out) + ".parts").exists()
+    assert main(["merge", str(reference), "--out", str(out)]) == 2
+    assert out.read_bytes() == before
+    # --overwrite replaces it only once the new file is complete
+    assert _generate(out, "--n", "10", "--overwrite") == 0
+    assert read_rods(out)[1].shape[0] == 10
+
+
+def test_unwritable_path_and_nothing_to_resume(tmp_path, capsys):
+    assert _generate(tmp_path / "no" / "such" / "dir.h5", "--n", "10") == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert _generate(tmp_path / "fresh.h5", "--n", "10", "--resume") == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert _generate(locked / "x.h5", "--n", "10") == 2
+        assert "permission" in capsys.readouterr().err
+
+
+def test_bad_files_for_stats_and_merge(tmp_path, reference, capsys):
+    other_version = tmp_path / "v2.h5"
+    other_version.write_bytes(reference.read_bytes())
+    with h5py.File(other_version, "a") as f:
+        f.attrs["format_version"] = 2
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(reference.read_bytes()[: reference.stat().st_size // 2])
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"not hdf5 at all" * 100)
+    for path, message in ((other_version, "format version"), (truncated, ""), (garbage, "not a readable HDF5"),
+                          (tmp_path / "absent.h5", "no such file")):
+        for argv in (["stats", str(path)], ["merge", str(path), "--out", str(tmp_path / "m.h5")]):
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err
+            assert message in err and err.count("\n") == 1 and "Traceback" not in err
+            assert not (tmp_path / "m.h5").exists()
+    assert main(["stats", str(reference), "--start", "10", "--stop", str(N + 1)]) == 2
+    assert "outside" in capsys.readouterr().err
+
+
+def test_merge_refuses_mismatched_shards(tmp_path):
+    def shard(name: str, *args: str) -> Path:
+        path = tmp_path / f"{name}.h5"
+        assert _generate(path, "--n", "40", *args) == 0
+        return path
+
+    a0, a1, a2 = (shard(f"a{i}", "--shard", f"{i}/3") for i in range(3))
+    b1 = shard("b1", "--shard", "1/3", "--seed", "1")
+    c1 = shard("c1", "--shard", "1/3", "--preset", "paper-4L")
+    d1 = shard("d1", "--shard", "1/2")
+    e1 = shard("e1", "--shard", "1/3", "--dtype", "float64")
+    out = tmp_path / "m.h5"
+    for shards, message in (([a0, b1, a2], "different seed"), ([a0, c1, a2], "different preset"),
+                            ([a0, e1, a2], "different dtype"), ([a0, a2], "missing"),
+                            ([a0, a1], "missing"), ([a0, a1, d1], "overlapping"), ([a0, a1, a2, a1], "overlapping")):
+        with pytest.raises(ValueError, match=message):
+            merge(shards, out)
+        assert not out.exists()
+    merge([a0, a1, a2], out)
+    assert read_rods(out)[1].shape[0] == 40
+
+
+def test_cli_errors_have_no_traceback_in_a_subprocess(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "mamba_ctr.cli", "generate", "--out", str(tmp_path / "x.h5"),
+                             "--n", "10", "--shard", "a/b"], env=_run_env(), capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("mamba-ctr generate: error:")
