@@ -17,7 +17,9 @@ import os
 import re
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import h5py
@@ -208,16 +210,27 @@ def generate(config: GenerateConfig) -> Path:
 
     blocks = [(lo, min(stop, lo + config.block_size)) for lo in range(start, stop, config.block_size)]
     done = {b for b in blocks if (parts / _block_name(*b)).is_file()}
-    todo = [b for b in blocks if b not in done]
-    with _progress(stop - start, sum(b - a for a, b in done), config.quiet, preset.name) as bar:
-        for lo, hi in todo:
-            _write_block(parts, preset, config, lo, hi)
-            bar.update(hi - lo)
-
     attrs = file_attrs(preset=preset.to_dict(), seed=config.seed)
     attrs.update(_range_attrs(config.n, config.shard, start, stop, config.dtype))
-    _join([(parts / _block_name(lo, hi), lo, hi) for lo, hi in blocks], out, parts / "join.tmp", attrs,
-          grid_from=preset.grid)
+    joiner = _Joiner(parts / "join.tmp", start, stop, preset.grid)
+    # One writer thread: block k is written (block file, fsync, rename, then appended to the joined file)
+    # while block k + 1 is simulated, so at most two blocks are in memory and in flight.
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="mamba-ctr-writer") as writer, \
+                _progress(stop - start, sum(b - a for a, b in done), config.quiet, preset.name) as bar:
+            pending = None
+            for lo, hi in blocks:
+                if (lo, hi) in done:
+                    job = partial(_copy_block, parts / _block_name(lo, hi), joiner, lo, hi)
+                else:
+                    job = partial(_write_block, parts, joiner, _simulate_block(preset, config, lo, hi), bar)
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(job)
+            pending.result()
+        joiner.finish(out, attrs)
+    finally:
+        joiner.abort()
     shutil.rmtree(parts)
     return out
 
@@ -253,28 +266,61 @@ def _block_name(lo: int, hi: int) -> str:
     return f"block-{lo:012d}-{hi:012d}.h5"
 
 
-def _write_block(parts: Path, preset: PerovskitePreset, config: GenerateConfig, lo: int, hi: int) -> None:
+def _simulate_block(preset: PerovskitePreset, config: GenerateConfig, lo: int, hi: int) -> dict:
     from ..simulate import simulate
 
     structures = preset.sample(hi - lo, config.seed, lo)
     rods = simulate(structures, preset.grid, backend=config.backend, dtype=config.dtype, threads=config.threads)
+    params = {f"params/{k}": np.asarray(v, np.float64) for k, v in preset.parameters(structures).items()}
+    labels = {f"labels/{k}": np.asarray(v, np.float64) for k, v in preset.labels(structures).items()}
+    stats = _stats.Stats.of_arrays(rods.intensity, rods.film_field, preset.grid.bragg, start=lo)
+    return {"lo": lo, "hi": hi, "backend": rods.backend, "stats": stats,
+            "data": {"intensity": rods.intensity, "film_field": rods.film_field, **params, **labels}}
+
+
+def _write_block(parts: Path, joiner: _Joiner, block: dict, bar) -> None:
+    """Block file (temporary name, fsync, rename), then the same rows into the joined file."""
+    lo, hi, data, stats = block["lo"], block["hi"], block["data"], block["stats"]
     final = parts / _block_name(lo, hi)
     temporary = final.with_name(final.name + f".{os.getpid()}.tmp")
     try:
         with h5py.File(temporary, "w") as f:
-            f.create_dataset("intensity", data=rods.intensity)
-            f.create_dataset("film_field", data=rods.film_field)
-            for group, values in (("params", preset.parameters(structures)), ("labels", preset.labels(structures))):
-                g = f.create_group(group)
-                for name, value in values.items():
-                    g.create_dataset(name, data=np.asarray(value, dtype=np.float64))
-            f.attrs.update({"start": lo, "stop": hi, "backend": rods.backend, "complete": True})
+            for name, value in data.items():
+                f.create_dataset(name, data=value)
+            stats.write(f.create_group("stats"))
+            f.attrs.update({"start": lo, "stop": hi, "backend": block["backend"], "complete": True})
         _fsync(temporary)
         os.replace(temporary, final)
         _fsync_dir(parts)
     finally:
         if temporary.exists():
             temporary.unlink()
+    joiner.add(lo, data, stats, block["backend"])
+    bar.update(hi - lo)
+
+
+def _copy_block(path: Path, joiner: _Joiner, lo: int, hi: int, rows: int = 8192) -> None:
+    """Rows [lo, hi) of a finished block (or shard) file into the joined file."""
+    try:
+        with h5py.File(path, "r") as src:
+            first = int(src.attrs.get("start", lo))
+            if not first <= lo < hi <= first + src["intensity"].shape[0]:
+                raise ValueError(f"{path} does not hold structures [{lo}, {hi})")
+            names = ["intensity", "film_field"] + [f"{g}/{k}" for g in ("params", "labels") if g in src
+                                                   for k in src[g]]
+            stored = _stats.Stats.read(src["stats"]) if "stats" in src else None
+            whole = stored is not None and (stored.start, stored.stop) == (lo, hi)
+            backend = src.attrs.get("backend", "")
+            for a in range(lo, hi, rows):
+                b = min(hi, a + rows)
+                data = {name: src[name][a - first:b - first] for name in names}
+                stats = None if whole else _stats.Stats.of_arrays(data["intensity"], data["film_field"],
+                                                                  joiner.grid.bragg, start=a)
+                joiner.add(a, data, stats, backend)
+            if whole:
+                joiner.add_stats(stored)
+    except (OSError, KeyError) as error:
+        raise ValueError(f"{path} is corrupt or truncated ({error})") from None
 
 
 def _range_attrs(n: int, shard: tuple[int, int] | None, start: int, stop: int, dtype: str) -> dict:
@@ -282,62 +328,85 @@ def _range_attrs(n: int, shard: tuple[int, int] | None, start: int, stop: int, d
             "dtype": dtype}
 
 
-def _join(sources: list[tuple[Path, int, int]], out: Path, temporary: Path, attrs: dict, *,
-          grid_from=None, grid_file: Path | None = None, rows: int = 8192) -> Stats:
-    """Copy the rows of `sources` [(file, start, stop)] in order into `out` (via `temporary`), chunked
-    along n, with /stats, `attrs`, and `complete=True` written last."""
-    first, last = sources[0][1], sources[-1][2]
-    n = last - first
-    with h5py.File(sources[0][0], "r") as f:
-        layout = {"intensity": (f["intensity"].shape[1:], f["intensity"].dtype),
-                  "film_field": (f["film_field"].shape[1:], f["film_field"].dtype)}
-        for group in ("params", "labels"):
-            for name, ds in f[group].items():
-                layout[f"{group}/{name}"] = (ds.shape[1:], ds.dtype)
-        backend = f.attrs.get("backend", "")
-    if temporary.exists():
-        temporary.unlink()
-    total = _stats.Stats.empty(layout["intensity"][0], first)
-    with h5py.File(temporary, "w") as dst:
-        grid_group = dst.create_group("grid")
-        if grid_from is not None:
-            write_grid(grid_group, grid_from)
-            bragg = grid_from.bragg
-        else:
-            with h5py.File(grid_file, "r") as g:
-                write_grid(grid_group, read_grid(g["grid"]))
-                bragg = g["grid/bragg"][()]
-        for name, (shape, dtype) in layout.items():
+class _Joiner:
+    """The output file under construction (a temporary name): rows added in index order, chunked along n;
+    `finish` writes /stats and the attrs, `complete=True` last, fsyncs and renames it into place."""
+
+    def __init__(self, temporary: Path, start: int, stop: int, grid) -> None:
+        self.temporary, self.start, self.stop, self.grid = temporary, start, stop, grid
+        self.file: h5py.File | None = None
+        self.position = start
+        self.stats = _stats.Stats.empty(grid.shape, start)
+        self.backends: set[str] = set()
+
+    def _open(self, data: dict[str, np.ndarray]) -> h5py.File:
+        if self.temporary.exists():
+            self.temporary.unlink()
+        f = h5py.File(self.temporary, "w")
+        write_grid(f.create_group("grid"), self.grid)
+        n = self.stop - self.start
+        for name, value in data.items():
+            shape = value.shape[1:]
             chunks = (min(CHUNK_ROWS, n), *shape) if shape else None
-            dst.create_dataset(name, shape=(n, *shape), dtype=dtype, chunks=chunks)
-        for path, lo, hi in sources:
-            with h5py.File(path, "r") as src:
-                if src["intensity"].shape[0] != hi - lo:
-                    raise ValueError(f"{path} holds {src['intensity'].shape[0]} structures, expected {hi - lo}")
-                offset = int(src.attrs.get("start", lo))
-                for a in range(lo, hi, rows):
-                    b = min(hi, a + rows)
-                    intensity = src["intensity"][a - offset:b - offset]
-                    field = src["film_field"][a - offset:b - offset]
-                    dst["intensity"][a - first:b - first] = intensity
-                    dst["film_field"][a - first:b - first] = field
-                    for name in layout:
-                        if name not in ("intensity", "film_field"):
-                            dst[name][a - first:b - first] = src[name][a - offset:b - offset]
-                    total = total.merge(_stats.Stats.of_arrays(intensity, field, bragg, start=a))
-        total.write(dst.create_group("stats"))
-        dst.attrs.update(attrs)
+            f.create_dataset(name, shape=(n, *shape), dtype=value.dtype, chunks=chunks)
+        return f
+
+    def add(self, lo: int, data: dict[str, np.ndarray], stats: _stats.Stats | None, backend: str = "") -> None:
+        if lo != self.position:
+            raise RuntimeError(f"rows must be added in order: expected {self.position}, got {lo}")
+        if self.file is None:
+            self.file = self._open(data)
+        n = len(data["intensity"])
+        rows = slice(lo - self.start, lo - self.start + n)
+        if set(data) != {name for name in self._names()}:
+            raise ValueError(f"structures from {lo} have datasets {sorted(data)}, expected {sorted(self._names())}")
+        for name, value in data.items():
+            self.file[name][rows] = value
+        self.position += n
+        if stats is not None:
+            self.add_stats(stats)
         if backend:
-            dst.attrs["backend"] = backend
-        dst.flush()
-        dst.attrs["complete"] = True
-    _fsync(temporary)
-    os.replace(temporary, out)
-    _fsync_dir(out.parent)
-    return total
+            self.backends.add(str(backend))
+
+    def add_stats(self, stats: _stats.Stats) -> None:
+        self.stats = self.stats.merge(stats)
+
+    def _names(self) -> list[str]:
+        names = []
+        self.file.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset)
+                             and not name.startswith("grid") else None)
+        return names
+
+    def finish(self, out: Path, attrs: dict) -> _stats.Stats:
+        if self.position != self.stop or self.file is None:
+            raise RuntimeError(f"joined file has structures up to {self.position}, expected {self.stop}")
+        if (self.stats.start, self.stats.stop) != (self.start, self.stop):
+            raise RuntimeError("statistics do not cover the joined range")
+        f = self.file
+        self.stats.write(f.create_group("stats"))
+        f.attrs.update(attrs)
+        if self.backends:
+            f.attrs["backend"] = ",".join(sorted(self.backends))
+        f.flush()
+        f.attrs["complete"] = True
+        f.close()
+        self.file = None
+        _fsync(self.temporary)
+        os.replace(self.temporary, out)
+        _fsync_dir(out.parent)
+        return self.stats
+
+    def abort(self) -> None:
+        """Close and delete an unfinished joined file (nothing to do after `finish`)."""
+        if self.file is not None:
+            try:
+                self.file.close()
+            finally:
+                self.file = None
+        if self.temporary.exists():
+            self.temporary.unlink()
 
 
-Stats = _stats.Stats
 
 
 # ------------------------------------------------------------------------------------------------ merge
@@ -391,14 +460,17 @@ def merge(shard_files: list[str | os.PathLike], out: str | os.PathLike, *, overw
     attrs["preset"] = reference["preset"]
     attrs.update(_range_attrs(n, None, 0, n, str(reference["dtype"])))
     attrs["merged_from"] = json.dumps([str(p) for p, *_ in infos])
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    with h5py.File(infos[0][0], "r") as f:
+        grid = read_grid(f["grid"])
+    joiner = _Joiner(out.with_name(f".{out.name}.{os.getpid()}.tmp"), 0, n, grid)
     try:
-        _join([(p, a, b) for p, a, b, _ in infos], out, temporary, attrs, grid_file=infos[0][0])
-    except (OSError, KeyError) as error:
+        for path, first, last, _ in infos:
+            _copy_block(path, joiner, first, last)
+        joiner.finish(out, attrs)
+    except OSError as error:
         raise ValueError(f"merge failed ({error}); {out} was not written") from None
     finally:
-        if temporary.exists():
-            temporary.unlink()
+        joiner.abort()
     return out
 
 

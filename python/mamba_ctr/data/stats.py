@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
+import numba
 import numpy as np
 
 from ..simulate import network_input
@@ -81,12 +82,29 @@ class Stats:
     @classmethod
     def of_arrays(cls, intensity: np.ndarray, film_field: np.ndarray, bragg: np.ndarray,
                   start: int = 0) -> Stats:
-        """Statistics of in-memory arrays (n, R, NL) of structures start .. start + n − 1."""
+        """Statistics of in-memory arrays (n, R, NL) of structures start .. start + n − 1.
+
+        X is `network_input(intensity)` in the dtype of the intensity (what the network is given);
+        all sums are float64.
+        """
         intensity = np.asarray(intensity)
-        X = network_input(intensity.astype(np.float64), np.asarray(bragg, dtype=bool))
-        field = np.asarray(film_field)
-        return cls(start, start + intensity.shape[0], Moments.of(X, None), Moments.of(field.real, 0),
-                   Moments.of(field.imag, 0))
+        n = intensity.shape[0]
+        if n == 0:
+            return cls.empty(intensity.shape[1:], start)
+        shape = intensity.shape[1:]
+        X = network_input(intensity, np.asarray(bragg, dtype=bool)).reshape(n, -1)
+        field = np.ascontiguousarray(film_field).reshape(n, -1)
+        parts = field.view(np.float32 if field.dtype == np.complex64 else np.float64).reshape(n, -1, 2)
+        mean = np.zeros((3, X.shape[1]))
+        m2 = np.zeros((3, X.shape[1]))
+        _column_moments(X, parts, mean, m2)
+        x_points = Moments(n, mean[0], m2[0])
+        # the global X moments from the per-point ones (Chan's formula for P sets of n values each)
+        x_mean = x_points.mean.mean()
+        x = Moments(n * X.shape[1], np.float64(x_mean),
+                    np.float64(x_points.m2.sum() + n * ((x_points.mean - x_mean) ** 2).sum()))
+        return cls(start, start + n, x, Moments(n, mean[1].reshape(shape), m2[1].reshape(shape)),
+                   Moments(n, mean[2].reshape(shape), m2[2].reshape(shape)))
 
     def merge(self, other: Stats) -> Stats:
         """Statistics of the union of two adjacent ranges."""
@@ -129,6 +147,28 @@ class Stats:
 
         return cls(int(group.attrs["start"]), int(group.attrs["stop"]), moments("X"), moments("U_re"),
                    moments("U_im"))
+
+
+@numba.njit(cache=True, fastmath=False, nogil=True, boundscheck=False)
+def _column_moments(X, parts, mean, m2):  # pragma: no cover - compiled
+    """Two-pass float64 mean and M2 per column of X (n, P) and of parts[..., 0], parts[..., 1] (n, P, 2)."""
+    n, P = X.shape
+    for i in range(n):
+        for p in range(P):
+            mean[0, p] += X[i, p]
+            mean[1, p] += parts[i, p, 0]
+            mean[2, p] += parts[i, p, 1]
+    for c in range(3):
+        for p in range(P):
+            mean[c, p] /= n
+    for i in range(n):
+        for p in range(P):
+            d0 = X[i, p] - mean[0, p]
+            d1 = parts[i, p, 0] - mean[1, p]
+            d2 = parts[i, p, 1] - mean[2, p]
+            m2[0, p] += d0 * d0
+            m2[1, p] += d1 * d1
+            m2[2, p] += d2 * d2
 
 
 def file_range(f: h5py.File) -> tuple[int, int]:
