@@ -289,3 +289,28 @@ def test_cli_errors_have_no_traceback_in_a_subprocess(tmp_path):
                              "--n", "10", "--shard", "a/b"], env=_run_env(), capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("mamba-ctr generate: error:")
+
+
+def test_resume_after_the_output_was_renamed_and_locking(tmp_path, reference):
+    from mamba_ctr import _backend
+    from mamba_ctr.data.generate import _manifest, resolve_preset
+
+    out = tmp_path / "late.h5"
+    assert _generate(out, "--n", str(N), "--seed", "5", "--block-size", "128") == 0
+    # as if killed between the final rename and removing the parts directory
+    parts = Path(str(out) + ".parts")
+    parts.mkdir()
+    config = GenerateConfig(out=out, n=N, seed=5, block_size=128, resume=True, quiet=True)
+    manifest = _manifest(config, resolve_preset("paper-12L"), _backend.resolve("auto"))
+    (parts / "manifest.json").write_text(json.dumps(manifest))
+    assert generate(config) == out and not parts.exists()
+    assert contents(out) == contents(reference)
+    # a second run on the same parts directory is refused while another holds its lock
+    other = tmp_path / "locked.h5"
+    other_parts = Path(str(other) + ".parts")
+    other_parts.mkdir()
+    fcntl = pytest.importorskip("fcntl")
+    with open(other_parts / "lock", "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(ValueError, match="another mamba-ctr generate"):
+            generate(GenerateConfig(out=other, n=10, overwrite=True, quiet=True))

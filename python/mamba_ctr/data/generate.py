@@ -11,6 +11,7 @@ checks the manifest, skips the finished blocks and generates the rest. Structure
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -179,35 +180,53 @@ def parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
-def _manifest(config: GenerateConfig, preset: PerovskitePreset) -> dict:
+def _manifest(config: GenerateConfig, preset: PerovskitePreset, backend: str) -> dict:
     start, stop = config.index_range
     return {"format_version": 1, "preset": preset.to_dict(), "seed": config.seed, "n": config.n,
             "shard": list(config.shard) if config.shard else None, "start": start, "stop": stop,
-            "dtype": config.dtype, "block_size": config.block_size, "created_by": f"mamba-ctr {__version__}"}
+            "dtype": config.dtype, "block_size": config.block_size, "backend": backend,
+            "created_by": f"mamba-ctr {__version__}"}
 
 
 def generate(config: GenerateConfig) -> Path:
     """Write the dataset of `config` to config.out (see the module docstring); returns the path."""
+    from .. import _backend
+
     preset = resolve_preset(config.preset)
+    backend = _backend.resolve(config.backend)
     out = config.out
     parts = parts_dir(out)
-    start, stop = config.index_range
-    manifest = _manifest(config, preset)
+    manifest = _manifest(config, preset, backend)
+    if config.resume and out.is_file() and (parts / MANIFEST).is_file():
+        # killed after the output was renamed into place but before the parts were removed
+        _check_manifest(parts, manifest)
+        open_complete(out).close()
+        shutil.rmtree(parts)
+        return out
     _check_output(out, parts, config)
 
     if config.overwrite and parts.exists():
-        shutil.rmtree(parts)
+        with _locked(parts):
+            shutil.rmtree(parts)
     if config.resume:
         _check_manifest(parts, manifest)
-        for stale in parts.glob("*.tmp"):
-            stale.unlink()
     else:
         try:
             parts.mkdir()
         except OSError as error:
             raise ValueError(f"cannot write next to {out} ({error.strerror or error})") from None
         _write_atomic(parts / MANIFEST, json.dumps(manifest, indent=2).encode())
+    with _locked(parts):
+        for stale in parts.glob("*.tmp"):
+            stale.unlink()
+        _generate_blocks(config, preset, backend, parts, out)
+        shutil.rmtree(parts)
+    return out
 
+
+def _generate_blocks(config: GenerateConfig, preset: PerovskitePreset, backend: str, parts: Path,
+                     out: Path) -> None:
+    start, stop = config.index_range
     blocks = [(lo, min(stop, lo + config.block_size)) for lo in range(start, stop, config.block_size)]
     done = {b for b in blocks if (parts / _block_name(*b)).is_file()}
     attrs = file_attrs(preset=preset.to_dict(), seed=config.seed)
@@ -223,7 +242,7 @@ def generate(config: GenerateConfig) -> Path:
                 if (lo, hi) in done:
                     job = partial(_copy_block, parts / _block_name(lo, hi), joiner, lo, hi)
                 else:
-                    job = partial(_write_block, parts, joiner, _simulate_block(preset, config, lo, hi), bar)
+                    job = partial(_write_block, parts, joiner, _simulate_block(preset, config, backend, lo, hi), bar)
                 if pending is not None:
                     pending.result()
                 pending = writer.submit(job)
@@ -231,8 +250,6 @@ def generate(config: GenerateConfig) -> Path:
         joiner.finish(out, attrs)
     finally:
         joiner.abort()
-    shutil.rmtree(parts)
-    return out
 
 
 def _check_output(out: Path, parts: Path, config: GenerateConfig) -> None:
@@ -266,11 +283,11 @@ def _block_name(lo: int, hi: int) -> str:
     return f"block-{lo:012d}-{hi:012d}.h5"
 
 
-def _simulate_block(preset: PerovskitePreset, config: GenerateConfig, lo: int, hi: int) -> dict:
+def _simulate_block(preset: PerovskitePreset, config: GenerateConfig, backend: str, lo: int, hi: int) -> dict:
     from ..simulate import simulate
 
     structures = preset.sample(hi - lo, config.seed, lo)
-    rods = simulate(structures, preset.grid, backend=config.backend, dtype=config.dtype, threads=config.threads)
+    rods = simulate(structures, preset.grid, backend=backend, dtype=config.dtype, threads=config.threads)
     params = {f"params/{k}": np.asarray(v, np.float64) for k, v in preset.parameters(structures).items()}
     labels = {f"labels/{k}": np.asarray(v, np.float64) for k, v in preset.labels(structures).items()}
     stats = _stats.Stats.of_arrays(rods.intensity, rods.film_field, preset.grid.bragg, start=lo)
@@ -504,6 +521,22 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def _locked(parts: Path):
+    """An exclusive lock on parts/lock, so that two runs never write the same parts at once."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock
+        yield
+        return
+    with open(parts / "lock", "a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ValueError(f"another mamba-ctr generate is writing {parts}") from None
+        yield
 
 
 class _NoBar:
