@@ -4,9 +4,10 @@
     FILE.h5.parts/   while running: manifest.json (written first) and one HDF5 file per finished block
                      (block-<start>-<stop>.h5, written to a temporary name, fsync'd, renamed when complete)
 
-A killed run (SIGINT, SIGTERM, SIGKILL at any moment) loses at most the block in flight: `resume=True`
-checks the manifest, skips the finished blocks and generates the rest. Structure i depends only on
-(preset, seed, i), so the data are bitwise the same whatever the thread count, block size or sharding.
+A killed run (SIGINT, SIGTERM, SIGKILL at any moment) loses at most the blocks in flight (the one being
+simulated and the one being written by the writer thread): `resume=True` checks the manifest, skips the
+finished blocks and generates the rest, giving the same output as an uninterrupted run. Structure i
+depends only on (preset, seed, i), so the data are bitwise the same whatever the thread count, block size or sharding.
 """
 
 from __future__ import annotations
