@@ -314,3 +314,41 @@ def test_resume_after_the_output_was_renamed_and_locking(tmp_path, reference):
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         with pytest.raises(ValueError, match="another mamba-ctr generate"):
             generate(GenerateConfig(out=other, n=10, overwrite=True, quiet=True))
+
+
+def _run_in_pty(argv: list[str], cwd: Path) -> str:
+    """Output of a subprocess whose stdout/stderr are a 120-column terminal."""
+    import pty
+    import struct
+
+    fcntl, termios = pytest.importorskip("fcntl"), pytest.importorskip("termios")
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+            os.chdir(cwd)
+            os.execve(sys.executable, [sys.executable, *argv], _run_env())
+        finally:
+            os._exit(127)
+    output = b""
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        output += data
+    os.waitpid(pid, 0)
+    os.close(fd)
+    return output.decode(errors="replace")
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path):
+    command = ["-m", "mamba_ctr.cli", "generate", "--n", "60", "--block-size", "20"]
+    assert "100%|" in _run_in_pty([*command, "--out", "a.h5"], tmp_path)
+    assert "%|" not in _run_in_pty([*command, "--out", "b.h5", "--quiet"], tmp_path)
+    result = subprocess.run([sys.executable, *command, "--out", "c.h5"], cwd=tmp_path, env=_run_env(),
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "%|" not in result.stderr and "wrote structures [0, 60)" in result.stdout
+    assert all((tmp_path / name).is_file() for name in ("a.h5", "b.h5", "c.h5"))

@@ -558,5 +558,5 @@ def _progress(total: int, initial: int, quiet: bool, name: str):
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
         return _NoBar()
-    return tqdm(total=total, initial=initial, unit="structures", unit_scale=True, desc=name, file=sys.stderr,
+    return tqdm(total=total, initial=initial, unit=" structures", unit_scale=True, desc=name, file=sys.stderr,
                 dynamic_ncols=True, smoothing=0.1)
