@@ -206,6 +206,7 @@ def test_python_api(tmp_path, reference):
     (["--shard", "a/b"], "shard must be i/K"),
     (["--shard", "1"], "shard must be i/K"),
     (["--block-size", "0"], "block_size"),
+    (["--shard", "0/11"], "holds no structures"),
     (["--preset", "missing.toml"], "no such config file"),
 ])
 def test_bad_generate_arguments(tmp_path, capsys, args, message):

@@ -89,6 +89,9 @@ class GenerateConfig:
             setattr(self, name, int(value))
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.shard is not None and self.index_range[0] == self.index_range[1]:
+            raise ValueError(f"shard {self.shard[0]}/{self.shard[1]} of n = {self.n} holds no structures "
+                             "(use at most n shards)")
         if self.overwrite and self.resume:
             raise ValueError("--overwrite and --resume exclude each other")
 
