@@ -139,7 +139,7 @@ def test_large_phase_arguments_use_libm():
     """|qz z| beyond the fast sincos range still matches."""
     args = paper_like_inputs(3, seed=10, uniform=False)
     args["z"] = args["z"] * 1e4
-    U0, I0 = contract(args)
+    U0, _I0 = contract(args)
     U, I = outputs(3, False)
     core.film_fields(**args, film_field=U, intensity=I)
     assert rel_err(U, U0) <= 1e-9  # the contract's own products qz*z round at ~1e-11 here
@@ -155,7 +155,7 @@ def test_n_zero():
 
 def test_accepts_other_input_dtypes_and_memmap(tmp_path):
     args = paper_like_inputs(4, seed=11)
-    U0, I0 = contract(args)
+    _U0, I0 = contract(args)
     args["entry_site"] = args["entry_site"].astype(np.int32)
     args["z"] = np.asfortranarray(args["z"])
     args["weight"] = args["weight"].tolist()
@@ -240,7 +240,8 @@ def test_bad_outputs():
     bad(r"intensity must be writeable", n=n, intensity=ro)
     bad(r"film_field must be a numpy array or None, got list", n=n, film_field=[1, 2])
     buf = np.empty((n, R, NL), np.complex128)
-    bad(r"must not overlap", n=n, film_field=buf, intensity=buf.view(np.float64).reshape(-1)[: n * R * NL].reshape(n, R, NL))
+    overlapping = buf.view(np.float64).reshape(-1)[: n * R * NL].reshape(n, R, NL)
+    bad(r"must not overlap", n=n, film_field=buf, intensity=overlapping)
 
 
 # --- ISA variants (runtime dispatch) ------------------------------------------
@@ -279,7 +280,7 @@ def test_bits_do_not_depend_on_isa(case, single):
         core._film_fields_isa(name, **args, film_field=U, intensity=I, threads=2)
         if ref is None:
             ref = (U, I)
-            U0, I0 = contract(args)
+            U0, _I0 = contract(args)
             tol = 1e-5 if single else 1e-9
             assert rel_err(U, U0) <= tol
             continue

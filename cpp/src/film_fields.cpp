@@ -174,7 +174,7 @@ void run_variant(Isa isa, const PlanView& pl, std::complex<Real>* U, Real* I, in
 // Everything that does not depend on the structure (owning storage of a PlanView).
 struct Plan {
   PlanView v{};
-  std::vector<std::int64_t> site_off, pair_off, pair_entries, sp_off, sp_pairs, pat_off, pat_rods;
+  std::vector<std::int64_t> site_off, pair_off, pair_entries, sp_off, sp_pairs;
   std::vector<double> ph_re, ph_im, seed_q, q_pad, sub_re, sub_im, ffc;
 };
 
@@ -223,15 +223,6 @@ void make_plan(const FilmFieldsInput& in, int VW, Plan& pl) {
     for (std::int64_t q = 0; q < v.P; ++q) pl.sp_pairs[fill[in.pair_species[q]]++] = q;
   }
 
-  pl.pat_off.assign(v.NP + 1, 0);
-  for (std::int64_t r = 0; r < v.R; ++r) ++pl.pat_off[in.rod_pattern[r] + 1];
-  for (std::int64_t p = 0; p < v.NP; ++p) pl.pat_off[p + 1] += pl.pat_off[p];
-  pl.pat_rods.assign(v.R + 1, 0);
-  {
-    std::vector<std::int64_t> fill(pl.pat_off.begin(), pl.pat_off.end() - 1);
-    for (std::int64_t r = 0; r < v.R; ++r) pl.pat_rods[fill[in.rod_pattern[r]]++] = r;
-  }
-
   const std::int64_t C = in.n_columns;
   v.real_phase = true;
   for (std::int64_t k = 0; k < v.NP * C; ++k)
@@ -278,8 +269,6 @@ void make_plan(const FilmFieldsInput& in, int VW, Plan& pl) {
   v.pair_entries = pl.pair_entries.data();
   v.sp_off = pl.sp_off.data();
   v.sp_pairs = pl.sp_pairs.data();
-  v.pat_off = pl.pat_off.data();
-  v.pat_rods = pl.pat_rods.data();
   v.ph_re = pl.ph_re.data();
   v.ph_im = pl.ph_im.data();
   v.seed_q = pl.seed_q.data();

@@ -30,8 +30,6 @@ struct PlanView {
   const std::int64_t* sp_pairs;      // (P)
   const double* ph_re;               // (NP, P): pattern phase of each pair's column
   const double* ph_im;               // (NP, P)
-  const std::int64_t* pat_off;       // (NP + 1): rods sorted by pattern
-  const std::int64_t* pat_rods;      // (R)
   const double* seed_q;              // (NB): qz at the first point of each block
   const double* q_pad;               // (NB * kBlock): qz padded with zeros
   double q_absmax;                   // max |qz|

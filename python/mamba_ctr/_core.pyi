@@ -1,6 +1,5 @@
 """Typing stub of the compiled core (cpp/bindings/module.cpp); contract in docs/kernel.md."""
 
-from typing import Optional
 
 import numpy as np
 import numpy.typing as npt
@@ -20,8 +19,8 @@ def film_fields(
     ff_im: npt.ArrayLike,
     substrate: npt.ArrayLike,
     rough: npt.ArrayLike,
-    film_field: Optional[np.ndarray] = None,
-    intensity: Optional[np.ndarray] = None,
+    film_field: np.ndarray | None = None,
+    intensity: np.ndarray | None = None,
     threads: int = 0,
 ) -> None:
     """Fill film_field (complex64/complex128, (n, R, NL)) and/or intensity
