@@ -39,6 +39,10 @@ def run_info() -> dict:
     if core is not None:
         info["OpenMP"] = "yes" if core.have_openmp() else "no (single thread)"
         info["OpenMP threads"] = core.max_threads()
+        try:
+            info["kernel ISA"] = f"{core.isa()} (compiled variants this CPU runs: {', '.join(core.isa_variants())})"
+        except ValueError as error:  # MAMBA_CTR_ISA names a variant this CPU or build lacks
+            info["kernel ISA"] = f"error: {error}"
     if available["numba"] is None:
         info["numba threads"] = _backend.max_threads("numba")
     return info
