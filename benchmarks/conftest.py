@@ -37,7 +37,7 @@ def record_extra():
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not RATES:
+    if not RATES and not EXTRA:
         return
     numpy_rate = RATES.get("numpy/1")
     lines = ["", "mamba-ctr throughput, paper-12L, intensity + film field out (float32):",
@@ -50,5 +50,11 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line("\n".join(lines))
     out = Path(os.environ.get("MAMBA_CTR_BENCH_OUT", Path(__file__).parent / "results" / "last_run.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.platform(), "processor": platform.processor(),
+    try:
+        import mamba_ctr._core as core
+
+        isa = core.isa()
+    except (ImportError, ValueError):
+        isa = None
+    out.write_text(json.dumps({"machine": platform.platform(), "processor": platform.processor(), "kernel_isa": isa,
                                "cpus": os.cpu_count(), "structures_per_s": RATES, "extra": EXTRA}, indent=2))
