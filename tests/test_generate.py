@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
+import mamba_ctr
 from mamba_ctr.cli import main
 from mamba_ctr.data import read_rods
 from mamba_ctr.data.generate import GenerateConfig, generate, merge, parse_shard, shard_range
@@ -22,7 +23,6 @@ from mamba_ctr.physics import presets
 from mamba_ctr.simulate import network_input
 
 N = 300
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _generate(out: Path, *args: str) -> int:
@@ -121,8 +121,10 @@ def test_stats_of_an_index_range_and_cli(tmp_path, reference, capsys):
 
 
 def _run_env() -> dict:
+    """The environment for subprocesses: they import the same mamba_ctr as this test (installed or in-tree)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "python"), env.get("PYTHONPATH")]))
+    package_parent = str(Path(mamba_ctr.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
     return env
 
 
