@@ -178,6 +178,18 @@ struct Plan {
   std::vector<double> ph_re, ph_im, seed_q, q_pad, sub_re, sub_im, ffc;
 };
 
+// Counting sort by key: items with key k are members[offsets[k] .. offsets[k + 1]) (members optional).
+static void group_by_key(const std::int64_t* key, std::int64_t n_items, std::int64_t n_keys,
+                         std::vector<std::int64_t>& offsets, std::vector<std::int64_t>* members) {
+  offsets.assign(n_keys + 1, 0);
+  for (std::int64_t i = 0; i < n_items; ++i) ++offsets[key[i] + 1];
+  for (std::int64_t k = 0; k < n_keys; ++k) offsets[k + 1] += offsets[k];
+  if (members == nullptr) return;
+  members->assign(n_items + 1, 0);
+  std::vector<std::int64_t> fill(offsets.begin(), offsets.end() - 1);
+  for (std::int64_t i = 0; i < n_items; ++i) (*members)[fill[key[i]]++] = i;
+}
+
 void make_plan(const FilmFieldsInput& in, int VW, Plan& pl) {
   PlanView& v = pl.v;
   v.n = in.n;
@@ -201,27 +213,9 @@ void make_plan(const FilmFieldsInput& in, int VW, Plan& pl) {
   v.rod_pattern = in.rod_pattern;
   v.rough = in.rough;
 
-  pl.site_off.assign(v.S + 1, 0);
-  for (std::int64_t e = 0; e < v.E; ++e) ++pl.site_off[in.entry_site[e] + 1];
-  for (std::int64_t s = 0; s < v.S; ++s) pl.site_off[s + 1] += pl.site_off[s];
-
-  pl.pair_off.assign(v.P + 1, 0);
-  for (std::int64_t e = 0; e < v.E; ++e) ++pl.pair_off[in.entry_pair[e] + 1];
-  for (std::int64_t q = 0; q < v.P; ++q) pl.pair_off[q + 1] += pl.pair_off[q];
-  pl.pair_entries.assign(v.E + 1, 0);
-  {
-    std::vector<std::int64_t> fill(pl.pair_off.begin(), pl.pair_off.end() - 1);
-    for (std::int64_t e = 0; e < v.E; ++e) pl.pair_entries[fill[in.entry_pair[e]]++] = e;
-  }
-
-  pl.sp_off.assign(v.NSP + 1, 0);
-  for (std::int64_t q = 0; q < v.P; ++q) ++pl.sp_off[in.pair_species[q] + 1];
-  for (std::int64_t sp = 0; sp < v.NSP; ++sp) pl.sp_off[sp + 1] += pl.sp_off[sp];
-  pl.sp_pairs.assign(v.P + 1, 0);
-  {
-    std::vector<std::int64_t> fill(pl.sp_off.begin(), pl.sp_off.end() - 1);
-    for (std::int64_t q = 0; q < v.P; ++q) pl.sp_pairs[fill[in.pair_species[q]]++] = q;
-  }
+  group_by_key(in.entry_site, v.E, v.S, pl.site_off, nullptr);
+  group_by_key(in.entry_pair, v.E, v.P, pl.pair_off, &pl.pair_entries);
+  group_by_key(in.pair_species, v.P, v.NSP, pl.sp_off, &pl.sp_pairs);
 
   const std::int64_t C = in.n_columns;
   v.real_phase = true;
