@@ -124,6 +124,14 @@ def test_dataloader_workers_give_same_batches(h5, norm):
         assert torch.equal(a, b)
 
 
+def test_dataloader_spawn_worker(h5, norm):
+    ds = RodsH5Dataset(h5, indices=range(0, N, 10), normalisation=norm)
+    ds[0]
+    loader = DataLoader(ds, batch_size=6, num_workers=1, multiprocessing_context="spawn")
+    got = torch.cat([batch[0] for batch in loader])
+    assert torch.equal(got, torch.stack([ds[i][0] for i in range(len(ds))]))
+
+
 def test_distributed_sampler_partitions(h5, norm):
     from torch.utils.data.distributed import DistributedSampler
 
