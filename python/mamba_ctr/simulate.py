@@ -8,11 +8,12 @@ import numpy as np
 
 from . import _backend
 from .physics.grid import Grid
-from .physics.lowering import batch_arrays, grid_tables
-from .physics.model import Structures
+from .physics.lowering import GridTables, batch_arrays, grid_tables
+from .physics.model import StructureModel, Structures
 from .physics.reference import simulate_reference
 
 _KERNEL_BLOCK = 8192     # structures per kernel call: bounds the per-batch inputs (z, weight, rough)
+_TABLE_CACHE_SIZE = 8    # (model, grid) pairs whose tables are kept: streams call simulate per batch
 _REFERENCE_BLOCK = 256   # structures per numpy-reference block: (256, R, NL) complex temporaries
 
 
@@ -96,7 +97,7 @@ def simulate(
     if not film_field and out_film_field is not None:
         raise ValueError("out_film_field was given but film_field=False")
     name = _backend.resolve(backend)
-    tables = grid_tables(structures.model, grid)
+    tables = _cached_grid_tables(structures.model, grid)
 
     if name == "numpy":
         for start in range(0, len(structures), _REFERENCE_BLOCK):
@@ -120,6 +121,22 @@ def simulate(
                 threads=int(threads),
             )
     return Rods(grid=grid, intensity=intensity, film_field=field, substrate_field=tables.substrate, backend=name)
+
+
+_TABLES: dict[tuple[int, int], tuple[StructureModel, Grid, GridTables]] = {}
+
+
+def _cached_grid_tables(model: StructureModel, grid: Grid) -> GridTables:
+    """grid_tables of (model, grid), reused while both objects live (both are immutable)."""
+    key = (id(model), id(grid))
+    hit = _TABLES.get(key)
+    if hit is not None and hit[0] is model and hit[1] is grid:
+        return hit[2]
+    tables = grid_tables(model, grid)
+    if len(_TABLES) >= _TABLE_CACHE_SIZE:
+        _TABLES.pop(next(iter(_TABLES)))
+    _TABLES[key] = (model, grid, tables)  # holding the objects keeps their ids from being reused
+    return tables
 
 
 def _output(name: str, given: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
