@@ -58,10 +58,12 @@ def test_layout_attrs_and_reader(reference):
     assert (attrs["start"], attrs["stop"], attrs["n_total"], attrs["shard"]) == (0, N, N, "")
     assert "created_by" in attrs and "intensity" in json.loads(attrs["units"])
     with h5py.File(reference) as f:
-        assert f["intensity"].chunks[0] < N
+        assert f["intensity"].is_virtual and f.attrs["data_token"]
         assert "d_B_5" in f["labels"] and f["params/c"].shape == (N, 13)
         assert (f["stats"].attrs["start"], f["stats"].attrs["stop"]) == (0, N)
     assert not Path(str(reference) + ".parts").exists()
+    assert sorted(p.name for p in Path(str(reference) + ".data").iterdir())[:2] == [
+        "block-000000000000-000000000128.h5", "block-000000000128-000000000256.h5"]
     # the same as simulating in memory
     preset = presets.get("paper-12L")
     from mamba_ctr.simulate import simulate
@@ -299,11 +301,14 @@ def test_resume_after_the_output_was_renamed_and_locking(tmp_path, reference):
     from mamba_ctr.data.generate import _manifest, resolve_preset
 
     out = tmp_path / "late.h5"
-    assert _generate(out, "--n", str(N), "--seed", "5", "--block-size", "128") == 0
+    assert _generate(out, "--n", str(N), "--seed", "5", "--block-size", "128", "--join", "copy") == 0
+    with h5py.File(out) as f:
+        assert f["intensity"].chunks[0] < N and not f["intensity"].is_virtual
+    assert not Path(str(out) + ".data").exists()
     # as if killed between the final rename and removing the parts directory
     parts = Path(str(out) + ".parts")
     parts.mkdir()
-    config = GenerateConfig(out=out, n=N, seed=5, block_size=128, resume=True, quiet=True)
+    config = GenerateConfig(out=out, n=N, seed=5, block_size=128, resume=True, quiet=True, join="copy")
     manifest = _manifest(config, resolve_preset("paper-12L"), _backend.resolve("auto"))
     (parts / "manifest.json").write_text(json.dumps(manifest))
     assert generate(config) == out and not parts.exists()
@@ -355,3 +360,72 @@ def test_progress_bar_only_on_a_terminal(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 0 and "%|" not in result.stderr and "wrote structures [0, 60)" in result.stdout
     assert all((tmp_path / name).is_file() for name in ("a.h5", "b.h5", "c.h5"))
+
+
+# ------------------------------------------------------------------------------------------------ --join vds
+def test_vds_pair_moves_together_and_missing_blocks_are_detected(tmp_path, reference):
+    out = tmp_path / "a" / "v.h5"
+    out.parent.mkdir()
+    assert _generate(out, "--n", str(N), "--seed", "5", "--block-size", "100") == 0
+    moved = tmp_path / "b"
+    moved.mkdir()
+    for path in (out, Path(str(out) + ".data")):
+        path.rename(moved / path.name)
+    out = moved / "v.h5"
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # sources resolve relative to the file, not to the working directory
+    try:
+        assert contents(out) == contents(reference)
+        assert file_stats(out, recompute=True).summary()["X_mean"] == file_stats(reference).summary()["X_mean"]
+    finally:
+        os.chdir(cwd)
+    (moved / "v.h5.data" / "block-000000000100-000000000200.h5").unlink()
+    with pytest.raises(ValueError, match="missing"):
+        read_rods(out)
+    assert main(["stats", str(out)]) == 2
+
+
+def test_vds_resume_after_the_parts_were_renamed(tmp_path, reference):
+    """Killed between renaming FILE.h5.parts to FILE.h5.data and renaming FILE.h5 into place."""
+    out = tmp_path / "late.h5"
+    assert _generate(out, "--n", str(N), "--seed", "5", "--block-size", "128") == 0
+    out.unlink()
+    data = Path(str(out) + ".data")
+    assert _generate(out, "--n", str(N), "--seed", "5", "--block-size", "128") == 2  # not silently restarted
+    assert _generate(out, "--n", str(N), "--seed", "5", "--block-size", "128", "--resume") == 0
+    assert contents(out) == contents(reference) and data.is_dir()
+    assert not Path(str(out) + ".parts").exists()
+    assert _generate(out, "--n", str(N), "--seed", "5", "--block-size", "128", "--resume") == 0  # nothing to do
+
+
+def test_vds_overwrite_replaces_the_data_directory(tmp_path, reference):
+    out = tmp_path / "o.h5"
+    data = Path(str(out) + ".data")
+    assert _generate(out, "--n", str(N), "--seed", "1", "--block-size", "128") == 0
+    old_token = json.loads((data / "manifest.json").read_text())["token"]
+    old_file = tmp_path / "old.h5"
+    old_file.write_bytes(out.read_bytes())
+    assert _generate(out, "--n", str(N), "--seed", "5", "--block-size", "128", "--overwrite") == 0
+    assert contents(out) == contents(reference)
+    assert json.loads((data / "manifest.json").read_text())["token"] != old_token
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.h5", "o.h5.data", "old.h5"]  # old blocks removed
+    # a file whose data directory now holds another run's blocks (same names) is never read as complete
+    with pytest.raises(ValueError, match="another run"):
+        read_rods(old_file)
+    old_file.unlink()
+    # copy over a vds output removes its data directory (once the new file is complete)
+    assert _generate(out, "--n", "10", "--overwrite", "--join", "copy") == 0
+    assert not data.exists() and read_rods(out)[1].shape[0] == 10
+
+
+def test_merge_of_vds_shards_is_a_copy(tmp_path, reference):
+    shards = []
+    for i in range(2):
+        shard = tmp_path / f"s{i}.h5"
+        assert _generate(shard, "--n", str(N), "--seed", "5", "--shard", f"{i}/2", "--block-size", "64") == 0
+        shards.append(shard)
+    merged = tmp_path / "merged.h5"
+    assert main(["merge", *map(str, shards), "--out", str(merged)]) == 0
+    assert contents(merged) == contents(reference)
+    with h5py.File(merged) as f:
+        assert not f["intensity"].is_virtual

@@ -178,6 +178,9 @@ def main_generate(argv: list[str]) -> int:
     parser.add_argument("--overwrite", action="store_true", default=None, help="replace an existing output")
     parser.add_argument("--resume", action="store_true", default=None, help="continue an interrupted run")
     parser.add_argument("--quiet", action="store_true", default=None, help="no progress bar")
+    parser.add_argument("--join", choices=["vds", "copy"],
+                        help="vds (default): FILE.h5 holds virtual datasets over the block files kept in "
+                             "FILE.h5.data/ (data written once; move both together); copy: one self-contained file")
     args = parser.parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
     if args.config is not None:

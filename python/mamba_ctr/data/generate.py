@@ -2,7 +2,15 @@
 
     FILE.h5          written at the very end (temporary name, renamed), `complete=True` written last
     FILE.h5.parts/   while running: manifest.json (written first) and one HDF5 file per finished block
-                     (block-<start>-<stop>.h5, written to a temporary name, fsync'd, renamed when complete)
+                     (block-<start>-<stop>.h5, written to a temporary name and renamed when complete)
+    FILE.h5.data/    join="vds" (default): the parts directory renamed at the end and kept; FILE.h5 holds
+                     HDF5 virtual datasets mapping onto its block files (relative paths: move the pair together)
+
+join="copy" copies the blocks into FILE.h5 (one self-contained file, chunked along n) and removes the parts.
+Each block file is fsync'd before it is renamed (FSYNC_EACH_BLOCK = True, the default: measured as fast as
+one fsync of all blocks at the end, because the writer thread overlaps it with the kernel). With False the
+blocks are fsync'd once, at the end, before the output gets its completion marker: a killed process cannot
+lose what the kernel already has, only a power loss or OS crash could then leave a renamed block unwritten.
 
 A killed run (SIGINT, SIGTERM, SIGKILL at any moment) loses at most the blocks in flight (the one being
 simulated and the one being written by the writer thread): `resume=True` checks the manifest, skips the
@@ -19,6 +27,7 @@ import os
 import re
 import shutil
 import sys
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -39,6 +48,8 @@ except ModuleNotFoundError:  # pragma: no cover
     import tomli as tomllib  # type: ignore[no-redef]
 
 MANIFEST = "manifest.json"
+FSYNC_EACH_BLOCK = True  # fsync each block file when written (True) or all of them once at the end (False)
+JOINS = ("vds", "copy")
 CHUNK_ROWS = 16          # HDF5 chunk of the joined file along n: (16, R, NL) ≈ 0.25 MB float32
 _BLOCK_NAME = re.compile(r"^block-(\d{12})-(\d{12})\.h5$")
 
@@ -61,6 +72,8 @@ class GenerateConfig:
         overwrite: replace an existing output (only once the new one is complete) and discard old parts.
         resume: continue an interrupted run from its FILE.h5.parts/.
         quiet: no progress bar.
+        join: "vds" (FILE.h5 holds virtual datasets over the block files kept in FILE.h5.data/; the data are
+            written once) or "copy" (one self-contained FILE.h5; the data are written twice).
     """
 
     out: Path
@@ -75,6 +88,7 @@ class GenerateConfig:
     overwrite: bool = False
     resume: bool = False
     quiet: bool = False
+    join: str = "vds"
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -92,6 +106,8 @@ class GenerateConfig:
         if self.shard is not None and self.index_range[0] == self.index_range[1]:
             raise ValueError(f"shard {self.shard[0]}/{self.shard[1]} of n = {self.n} holds no structures "
                              "(use at most n shards)")
+        if self.join not in JOINS:
+            raise ValueError(f"join must be one of {', '.join(JOINS)}, got {self.join!r}")
         if self.overwrite and self.resume:
             raise ValueError("--overwrite and --resume exclude each other")
 
@@ -184,6 +200,11 @@ def parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
+def data_dir(out: Path) -> Path:
+    """FILE.h5.data/: the block files that the virtual datasets of FILE.h5 (join="vds") map onto."""
+    return out.with_name(out.name + ".data")
+
+
 def _manifest(config: GenerateConfig, preset: PerovskitePreset, backend: str) -> dict:
     start, stop = config.index_range
     return {"format_version": 1, "preset": preset.to_dict(), "seed": config.seed, "n": config.n,
@@ -199,45 +220,83 @@ def generate(config: GenerateConfig) -> Path:
     preset = resolve_preset(config.preset)
     backend = _backend.resolve(config.backend)
     out = config.out
-    parts = parts_dir(out)
+    parts, data = parts_dir(out), data_dir(out)
     manifest = _manifest(config, preset, backend)
-    if config.resume and out.is_file() and (parts / MANIFEST).is_file():
-        # killed after the output was renamed into place but before the parts were removed
-        _check_manifest(parts, manifest)
-        open_complete(out).close()
-        shutil.rmtree(parts)
-        return out
-    _check_output(out, parts, config)
+    replace_broken = False
+    if config.resume:
+        if not (parts / MANIFEST).is_file() and (data / MANIFEST).is_file():
+            _check_manifest(data, manifest)
+            if out.is_file() and _is_complete(out):
+                _remove_aside(out)
+                return out  # nothing was interrupted
+            # killed between renaming the parts to FILE.h5.data and renaming FILE.h5 into place
+            os.replace(data, parts)
+            _fsync_dir(out.parent)
+        if out.is_file() and (parts / MANIFEST).is_file():
+            _check_manifest(parts, manifest)
+            if _is_complete(out) and not _owns_data(out):
+                # join="copy": killed after the output was renamed into place but before the parts were removed
+                shutil.rmtree(parts)
+                _remove_aside(out)
+                return out
+            replace_broken = not _is_complete(out)  # an output left broken by an interrupted --overwrite
+    _check_output(out, parts, config, replace_broken)
 
     if config.overwrite and parts.exists():
         with _locked(parts):
             shutil.rmtree(parts)
     if config.resume:
         _check_manifest(parts, manifest)
+        token = json.loads((parts / MANIFEST).read_text()).get("token", "")
     else:
         try:
             parts.mkdir()
         except OSError as error:
             raise ValueError(f"cannot write next to {out} ({error.strerror or error})") from None
-        _write_atomic(parts / MANIFEST, json.dumps(manifest, indent=2).encode())
+        token = uuid.uuid4().hex
+        _write_atomic(parts / MANIFEST, json.dumps({**manifest, "token": token}, indent=2).encode())
     with _locked(parts):
         for stale in parts.glob("*.tmp"):
             stale.unlink()
-        _generate_blocks(config, preset, backend, parts, out)
-        shutil.rmtree(parts)
+        _generate_blocks(config, preset, backend, parts, out, token)
     return out
 
 
+def _is_complete(path: Path) -> bool:
+    try:
+        open_complete(path).close()
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def _owns_data(out: Path) -> bool:
+    """Whether the (complete) file maps onto FILE.h5.data/ (join="vds")."""
+    with h5py.File(out, "r") as f:
+        return "data_token" in f.attrs
+
+
+def _remove_aside(out: Path) -> None:
+    """Old data directories set aside by an --overwrite (removed once the new output is in place)."""
+    for old in out.parent.glob(f".{glob_escape(out.name)}.data.old-*"):
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
 def _generate_blocks(config: GenerateConfig, preset: PerovskitePreset, backend: str, parts: Path,
-                     out: Path) -> None:
+                     out: Path, token: str) -> None:
     start, stop = config.index_range
     blocks = [(lo, min(stop, lo + config.block_size)) for lo in range(start, stop, config.block_size)]
     done = {b for b in blocks if (parts / _block_name(*b)).is_file()}
     attrs = file_attrs(preset=preset.to_dict(), seed=config.seed)
     attrs.update(_range_attrs(config.n, config.shard, start, stop, config.dtype))
-    joiner = _Joiner(parts / "join.tmp", start, stop, preset.grid)
-    # One writer thread: block k is written (block file, fsync, rename, then appended to the joined file)
-    # while block k + 1 is simulated, so at most two blocks are in memory and in flight.
+    temporary = parts / "join.tmp"
+    joiner = _Joiner(temporary, start, stop, preset.grid) if config.join == "copy" else _Collector(start, preset.grid)
+    # One writer thread: block k is written (block file, rename, and with join="copy" appended to the joined
+    # file) while block k + 1 is simulated, so at most two blocks are in memory and in flight.
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="mamba-ctr-writer") as writer, \
                 _progress(stop - start, sum(b - a for a, b in done), config.quiet, preset.name) as bar:
@@ -251,15 +310,97 @@ def _generate_blocks(config: GenerateConfig, preset: PerovskitePreset, backend: 
                     pending.result()
                 pending = writer.submit(job)
             pending.result()
-        joiner.finish(out, attrs)
+        if config.join == "copy":
+            joiner.finish(attrs)
+            _install(temporary, out, aside=data_dir(out))
+            shutil.rmtree(parts)
+        else:
+            if not FSYNC_EACH_BLOCK:
+                for block in blocks:
+                    _fsync(parts / _block_name(*block))
+                _fsync_dir(parts)
+            _write_vds(temporary, parts, data_dir(out), blocks, joiner, attrs, token)
+            _install(temporary, out, aside=data_dir(out), parts=parts)
+            (data_dir(out) / "lock").unlink(missing_ok=True)  # the run is over (our lock handle stays valid)
+        _remove_aside(out)
     finally:
         joiner.abort()
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
 
 
-def _check_output(out: Path, parts: Path, config: GenerateConfig) -> None:
+def _install(temporary: Path, out: Path, aside: Path, parts: Path | None = None) -> None:
+    """Put a complete (fsync'd) output in place. An old FILE.h5.data/ (of the file being replaced) is first
+    renamed aside (removed later by `_remove_aside`); with `parts`, the parts directory becomes FILE.h5.data/
+    before FILE.h5 is renamed into place."""
+    if aside.exists():
+        os.replace(aside, aside.with_name(f".{aside.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"))
+        _fsync_dir(out.parent)
+    if parts is not None:
+        os.replace(parts, aside)
+        _fsync_dir(out.parent)
+        temporary = aside / temporary.relative_to(parts)
+    os.replace(temporary, out)
+    _fsync_dir(out.parent)
+
+
+class _Collector:
+    """join="vds": statistics and backends of the blocks, in index order (no data are copied)."""
+
+    def __init__(self, start: int, grid) -> None:
+        self.position, self.grid = start, grid
+        self.stats = _stats.Stats.empty(grid.shape, start)
+        self.backends: set[str] = set()
+        self.names: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+
+    def add(self, lo: int, data: dict[str, np.ndarray], stats: _stats.Stats | None, backend: str = "") -> None:
+        if lo != self.position:
+            raise RuntimeError(f"rows must be added in order: expected {self.position}, got {lo}")
+        names = {name: (value.shape[1:], value.dtype) for name, value in data.items()}
+        if self.names and names != self.names:
+            raise ValueError(f"structures from {lo} have datasets {sorted(names)}, expected {sorted(self.names)}")
+        self.names = names
+        self.position += len(data["intensity"])
+        if stats is not None:
+            self.add_stats(stats)
+        if backend:
+            self.backends.add(str(backend))
+
+    def add_stats(self, stats: _stats.Stats) -> None:
+        self.stats = self.stats.merge(stats)
+
+    def abort(self) -> None:
+        pass
+
+
+def _write_vds(temporary: Path, parts: Path, data: Path, blocks: list[tuple[int, int]], collector: _Collector,
+               attrs: dict, token: str) -> None:
+    """FILE.h5 (under a temporary name) with virtual datasets over the block files, which will live in `data`
+    (a sibling of the output: the sources are relative paths, resolved from the directory of the file)."""
+    start, stop = blocks[0][0], blocks[-1][1]
+    if collector.position != stop or (collector.stats.start, collector.stats.stop) != (start, stop):
+        raise RuntimeError(f"blocks cover structures up to {collector.position}, expected {stop}")
+    with h5py.File(temporary, "w") as f:
+        write_grid(f.create_group("grid"), collector.grid)
+        for name, (shape, dtype) in collector.names.items():
+            layout = h5py.VirtualLayout(shape=(stop - start, *shape), dtype=dtype)
+            for lo, hi in blocks:
+                layout[lo - start:hi - start] = h5py.VirtualSource(f"{data.name}/{_block_name(lo, hi)}", name,
+                                                                   shape=(hi - lo, *shape), dtype=dtype)
+            f.create_virtual_dataset(name, layout)
+        collector.stats.write(f.create_group("stats"))
+        f.attrs.update(attrs)
+        f.attrs["backend"] = ",".join(sorted(collector.backends))
+        f.attrs["data_token"] = token
+        f.flush()
+        f.attrs["complete"] = True
+    _fsync(temporary)
+
+
+def _check_output(out: Path, parts: Path, config: GenerateConfig, replace_broken: bool = False) -> None:
     if out.is_dir():
         raise ValueError(f"--out must be a file path, got the directory {out}")
-    if out.exists() and not config.overwrite:
+    if out.exists() and not (config.overwrite or replace_broken):
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     if not out.parent.is_dir():
         raise ValueError(f"directory {out.parent} does not exist")
@@ -270,6 +411,10 @@ def _check_output(out: Path, parts: Path, config: GenerateConfig) -> None:
     if parts.exists() and not (config.resume or config.overwrite):
         raise FileExistsError(f"{parts} holds an interrupted run; pass --resume to continue it "
                               "or --overwrite to start again")
+    data = data_dir(out)
+    if data.exists() and not out.exists() and not config.overwrite:
+        raise FileExistsError(f"{data} exists without {out.name} (an interrupted run); pass --resume to complete "
+                              "it or --overwrite to start again")
 
 
 def _check_manifest(parts: Path, expected: dict) -> None:
@@ -300,7 +445,7 @@ def _simulate_block(preset: PerovskitePreset, config: GenerateConfig, backend: s
 
 
 def _write_block(parts: Path, joiner: _Joiner, block: dict, bar) -> None:
-    """Block file (temporary name, fsync, rename), then the same rows into the joined file."""
+    """Block file (temporary name, rename), then the same rows into the joined file (or collector)."""
     lo, hi, data, stats = block["lo"], block["hi"], block["data"], block["stats"]
     final = parts / _block_name(lo, hi)
     temporary = final.with_name(final.name + f".{os.getpid()}.tmp")
@@ -310,9 +455,11 @@ def _write_block(parts: Path, joiner: _Joiner, block: dict, bar) -> None:
                 f.create_dataset(name, data=value)
             stats.write(f.create_group("stats"))
             f.attrs.update({"start": lo, "stop": hi, "backend": block["backend"], "complete": True})
-        _fsync(temporary)
+        if FSYNC_EACH_BLOCK:
+            _fsync(temporary)
         os.replace(temporary, final)
-        _fsync_dir(parts)
+        if FSYNC_EACH_BLOCK:
+            _fsync_dir(parts)
     finally:
         if temporary.exists():
             temporary.unlink()
@@ -398,7 +545,7 @@ class _Joiner:
                              and not name.startswith("grid") else None)
         return names
 
-    def finish(self, out: Path, attrs: dict) -> _stats.Stats:
+    def finish(self, attrs: dict) -> _stats.Stats:
         if self.position != self.stop or self.file is None:
             raise RuntimeError(f"joined file has structures up to {self.position}, expected {self.stop}")
         if (self.stats.start, self.stats.stop) != (self.start, self.stop):
@@ -413,8 +560,6 @@ class _Joiner:
         f.close()
         self.file = None
         _fsync(self.temporary)
-        os.replace(self.temporary, out)
-        _fsync_dir(out.parent)
         return self.stats
 
     def abort(self) -> None:
@@ -487,7 +632,9 @@ def merge(shard_files: list[str | os.PathLike], out: str | os.PathLike, *, overw
     try:
         for path, first, last, _ in infos:
             _copy_block(path, joiner, first, last)
-        joiner.finish(out, attrs)
+        joiner.finish(attrs)
+        _install(joiner.temporary, out, aside=data_dir(out))
+        _remove_aside(out)
     except OSError as error:
         raise ValueError(f"merge failed ({error}); {out} was not written") from None
     finally:

@@ -94,6 +94,32 @@ def read_grid(group: h5py.Group) -> Grid:
                 a=float(group.attrs["a"]), b=float(group.attrs["b"]), c_ref=float(group.attrs["c_ref"]))
 
 
+def _check_virtual_sources(path: Path, f: h5py.File) -> None:
+    """A file with virtual datasets (generate --join vds) is complete only if every source file exists and its
+    data directory is the one written with it (manifest token = attr data_token)."""
+    directories = set()
+    for name in ("intensity", "film_field"):
+        if name not in f or not f[name].is_virtual:
+            continue
+        for source in f[name].virtual_sources():
+            if source.file_name == ".":
+                continue
+            relative = Path(source.file_name)
+            full = relative if relative.is_absolute() else path.parent / relative
+            if not full.is_file():
+                raise ValueError(f"{path} is incomplete: its data file {relative} is missing "
+                                 "(move FILE.h5 and FILE.h5.data/ together)")
+            directories.add(full.parent)
+    token = f.attrs.get("data_token")
+    for directory in directories if token is not None else ():
+        try:
+            found = json.loads((directory / "manifest.json").read_text()).get("token")
+        except (OSError, ValueError):
+            found = None
+        if found != token:
+            raise ValueError(f"{path} is incomplete: {directory.name}/ holds the data of another run")
+
+
 def open_complete(path: str | os.PathLike) -> h5py.File:
     """Open a complete version-1 file for reading; ValueError for anything else (other version, no
     completion marker, not HDF5, truncated), FileNotFoundError if it does not exist."""
@@ -113,6 +139,8 @@ def open_complete(path: str | os.PathLike) -> h5py.File:
         for name in ("grid", "intensity"):
             if name not in f:
                 raise ValueError(f"{path} has no /{name}: not a mamba-ctr dataset")
+        if f["intensity"].is_virtual:
+            _check_virtual_sources(path, f)
     except OSError as error:
         f.close()
         raise ValueError(f"{path} is corrupt ({error})") from None
