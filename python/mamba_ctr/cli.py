@@ -181,15 +181,31 @@ def main_generate(argv: list[str]) -> int:
     parser.add_argument("--join", choices=["vds", "copy"],
                         help="vds (default): FILE.h5 holds virtual datasets over the block files kept in "
                              "FILE.h5.data/ (data written once; move both together); copy: one self-contained file")
+    parser.add_argument("--dask", metavar="ADDRESS",
+                        help="generate the shards on a Dask cluster (tcp://host:8786, or 'local' for a LocalCluster "
+                             "on this machine's cores), then merge them into --out (needs the dask extra)")
+    parser.add_argument("--dask-shards", type=int, dest="dask_shards", metavar="K",
+                        help="shard jobs for --dask (default: the cluster's worker threads)")
     args = parser.parse_args(argv)
-    flags = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
+    dask_address, dask_shards = args.dask, args.dask_shards
+    if dask_shards is not None and dask_address is None:
+        raise ValueError("--dask-shards needs --dask ADDRESS")
+    flags = {k: v for k, v in vars(args).items() if k not in ("config", "dask", "dask_shards") and v is not None}
+    if dask_address == "local" and "threads" not in flags:
+        flags["threads"] = 1  # one single-threaded worker process per core
     if args.config is not None:
         config = GenerateConfig.from_toml(args.config, **flags)
     else:
         if "out" not in flags or "n" not in flags:
             raise ValueError("generate needs --out FILE.h5 and --n N (or --config FILE.toml)")
         config = GenerateConfig(**flags)
-    out = run_generate(config)
+    if dask_address is not None:
+        from .data.dask_generate import connect, generate_on_dask
+
+        with connect(dask_address) as client:
+            out = generate_on_dask(config, client, shards=dask_shards)
+    else:
+        out = run_generate(config)
     start, stop = config.index_range
     if not config.quiet:
         print(f"wrote structures [{start}, {stop}) of {config.n} to {out}")
