@@ -303,7 +303,8 @@ def _generate_blocks(config: GenerateConfig, preset: PerovskitePreset, backend: 
             pending = None
             for lo, hi in blocks:
                 if (lo, hi) in done:
-                    job = partial(_copy_block, parts / _block_name(lo, hi), joiner, lo, hi)
+                    scan = _copy_block if config.join == "copy" else _scan_block
+                    job = partial(scan, parts / _block_name(lo, hi), joiner, lo, hi)
                 else:
                     job = partial(_write_block, parts, joiner, _simulate_block(preset, config, backend, lo, hi), bar)
                 if pending is not None:
@@ -357,10 +358,15 @@ class _Collector:
         if lo != self.position:
             raise RuntimeError(f"rows must be added in order: expected {self.position}, got {lo}")
         names = {name: (value.shape[1:], value.dtype) for name, value in data.items()}
+        self.add_meta(lo, lo + len(data["intensity"]), names, stats, backend)
+
+    def add_meta(self, lo: int, hi: int, names: dict, stats: _stats.Stats | None, backend: str = "") -> None:
+        if lo != self.position:
+            raise RuntimeError(f"rows must be added in order: expected {self.position}, got {lo}")
         if self.names and names != self.names:
             raise ValueError(f"structures from {lo} have datasets {sorted(names)}, expected {sorted(self.names)}")
         self.names = names
-        self.position += len(data["intensity"])
+        self.position = hi
         if stats is not None:
             self.add_stats(stats)
         if backend:
@@ -487,6 +493,22 @@ def _copy_block(path: Path, joiner: _Joiner, lo: int, hi: int, rows: int = 8192)
                 joiner.add(a, data, stats, backend)
             if whole:
                 joiner.add_stats(stored)
+    except (OSError, KeyError) as error:
+        raise ValueError(f"{path} is corrupt or truncated ({error})") from None
+
+
+def _scan_block(path: Path, collector: _Collector, lo: int, hi: int) -> None:
+    """join="vds", resuming: a finished block's dataset shapes, statistics and backend (no data are read)."""
+    try:
+        with h5py.File(path, "r") as src:
+            if (int(src.attrs["start"]), int(src.attrs["stop"])) != (lo, hi) or not src.attrs.get("complete"):
+                raise ValueError(f"{path} does not hold structures [{lo}, {hi})")
+            names = {}
+            src.visititems(lambda name, obj: names.__setitem__(name, (obj.shape[1:], obj.dtype))
+                           if isinstance(obj, h5py.Dataset) and not name.startswith("stats") else None)
+            if any(src[name].shape[0] != hi - lo for name in names):
+                raise ValueError(f"{path} does not hold structures [{lo}, {hi})")
+            collector.add_meta(lo, hi, names, _stats.Stats.read(src["stats"]), src.attrs.get("backend", ""))
     except (OSError, KeyError) as error:
         raise ValueError(f"{path} is corrupt or truncated ({error})") from None
 
