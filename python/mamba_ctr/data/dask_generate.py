@@ -111,7 +111,10 @@ def connect(address: str):
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         cluster = LocalCluster(n_workers=cores, threads_per_worker=1, processes=True, dashboard_address=":0")
         return _LocalClient(Client(cluster), cluster)
-    return Client(address)
+    try:
+        return Client(address, timeout="20s")
+    except (OSError, ValueError) as error:  # TimeoutError is an OSError
+        raise ValueError(f"cannot connect to the Dask scheduler at {address!r} ({error})") from None
 
 
 class _LocalClient:
