@@ -190,8 +190,12 @@ class Structures:
         """A sub-batch (slice, integer array or boolean mask along n)."""
         if isinstance(index, (int, np.integer)):
             index = slice(int(index), int(index) + 1 if index != -1 else None)
-        return Structures(self.model, self.c[index], self.z[index], self.fraction[index],
-                          self.occupancy[index], self.beta[index])
+        # a sub-batch of a validated batch is valid: skip __post_init__ (streams slice per batch)
+        part = object.__new__(Structures)
+        part.model = self.model
+        for name in ("c", "z", "fraction", "occupancy", "beta"):
+            setattr(part, name, np.ascontiguousarray(getattr(self, name)[index]))
+        return part
 
     @classmethod
     def concatenate(cls, parts: Sequence[Structures]) -> Structures:
