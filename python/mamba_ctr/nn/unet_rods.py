@@ -1,0 +1,67 @@
+"""A faster 1-D U-Net that keeps the rod axis: rods are channels, L is the convolution axis.
+
+Input X (B, R, NL) (16 rods × 240 L for paper-12L); output (B, 2R, NL): channels [0, R) are the standardised
+Re U of each rod, [R, 2R) the Im U. One network predicts both targets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["RodsUNet1d"]
+
+
+def _block(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv1d(c_in, c_out, kernel, padding="same"), nn.BatchNorm1d(c_out), nn.ReLU(inplace=True),
+                         nn.Conv1d(c_out, c_out, kernel, padding="same"), nn.BatchNorm1d(c_out), nn.ReLU(inplace=True))
+
+
+class RodsUNet1d(nn.Module):
+    """Rods-as-channels U-Net: len(widths) levels (the last is the bottleneck), each two k-wide convs with
+    batch norm and ReLU; max-pool down, linear upsampling + 1×1 conv up, skip connections by concatenation.
+
+    Args:
+        rods: input rods R (in channels); out channels are 2R (Re, Im).
+        widths: channels per level, e.g. (64, 128, 256): 3 levels, 2 poolings (NL need not divide; the
+            upsampled maps are interpolated to the skip's length).
+        kernel: convolution width along L.
+    """
+
+    def __init__(self, rods: int = 16, widths: Sequence[int] = (64, 128, 256), kernel: int = 3) -> None:
+        super().__init__()
+        widths = [int(w) for w in widths]
+        if len(widths) < 1 or min(widths) < 1 or rods < 1 or kernel < 1:
+            raise ValueError(f"need rods ≥ 1, kernel ≥ 1 and ≥ 1 positive widths, got {rods}, {kernel}, {widths}")
+        self.rods, self.widths, self.kernel = int(rods), widths, int(kernel)
+        self.down = nn.ModuleList()
+        c = self.rods
+        for w in widths:
+            self.down.append(_block(c, w, kernel))
+            c = w
+        self.reduce = nn.ModuleList()
+        self.up = nn.ModuleList()
+        for w in reversed(widths[:-1]):
+            self.reduce.append(nn.Conv1d(c, w, 1))
+            self.up.append(_block(2 * w, w, kernel))
+            c = w
+        self.head = nn.Conv1d(c, 2 * self.rods, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[1] != self.rods:
+            raise ValueError(f"expected input (B, {self.rods}, NL), got {tuple(x.shape)}")
+        skips = []
+        for i, block in enumerate(self.down):
+            if i:
+                x = F.max_pool1d(x, 2, ceil_mode=True)
+            x = block(x)
+            skips.append(x)
+        skips.pop()
+        for reduce, block in zip(self.reduce, self.up, strict=True):
+            skip = skips.pop()
+            x = reduce(F.interpolate(x, size=skip.shape[-1], mode="linear", align_corners=False))
+            x = block(torch.cat([x, skip], dim=1))
+        return self.head(x)
