@@ -74,8 +74,9 @@ def simulate(
         backend: "auto" (MAMBA_CTR_BACKEND, else compiled → numba → numpy), "compiled", "numba", "numpy".
         dtype: "float32" (default; U complex64) or "float64" (U complex128). Sums are float64 either way.
         film_field: False to compute the intensity only (U is still summed, not stored).
-        out_intensity, out_film_field: preallocated (n, R, NL) outputs, e.g. np.memmap or HDF5-backed
-            buffers, written in place; their dtype must match `dtype`.
+        out_intensity: a preallocated (n, R, NL) output for I, e.g. an np.memmap, written in place; its dtype
+            must match `dtype`.
+        out_film_field: the same for U (complex64 for float32, complex128 for float64).
         threads: OpenMP/numba threads, 0 for the runtime default.
 
     Returns:

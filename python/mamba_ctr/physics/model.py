@@ -53,7 +53,7 @@ class StructureModel:
     Attributes:
         scatterers: name → Scatterer.
         sites: the S sites of every layer.
-        species: species[j][s] is the tuple of scatterer names that site s of layer j may hold.
+        species: `species[j][s]` is the tuple of scatterer names that site s of layer j may hold.
         substrate: the semi-infinite substrate (None: a free-standing film).
     """
 
