@@ -45,3 +45,67 @@ def test_flops():
           f"forward+backward {rods_train / 1e9:.3f} GFLOP per sample")
     assert rods_forward < forward / 30
     assert 2 * rods_forward < rods_train < 4 * rods_forward
+
+
+def _normalisation(grid):
+    import numpy as np
+
+    from mamba_ctr.data.torch_data import Normalisation
+
+    shape = grid.shape
+    rng = np.random.default_rng(0)
+    return Normalisation(0.5, 2.0, rng.normal(size=shape), rng.uniform(1, 2, shape), rng.normal(size=shape),
+                         rng.uniform(1, 2, shape))
+
+
+def test_checkpoint_round_trip_and_refusals(tmp_path):
+    import json
+
+    from mamba_ctr import presets
+    from mamba_ctr.nn.checkpoint import load_checkpoint, save_checkpoint
+
+    preset = presets.get("paper-12L")
+    grid = preset.grid
+    norm = _normalisation(grid)
+    kwargs = {"rods": 16, "widths": [8, 16], "kernel": 3}
+    model = build("rods", **kwargs)
+    history = [{"epoch": 1, "val_mae": 0.5}]
+    meta = save_checkpoint(tmp_path / "ck", {"both": model}, arch="rods", arch_kwargs=kwargs, grid=grid,
+                           normalisation=norm, preset=preset.to_dict(), history=history)
+    stored = json.loads(meta.read_text())
+    assert stored["architecture"] == "rods" and stored["history"] == history
+    assert stored["preset"]["name"] == "paper-12L" and "mamba_ctr_version" in stored
+    loaded = load_checkpoint(tmp_path / "ck.json", grid=grid, preset="paper-12L")
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.models["both"].state_dict()[key], value)
+    assert loaded.grid.same_as(grid)
+    assert loaded.normalisation.X_std == 2.0
+    assert (loaded.normalisation.U_re_mean == norm.U_re_mean).all()
+    load_checkpoint(tmp_path / "ck", preset=preset)
+    with pytest.raises(ValueError, match="another grid"):
+        load_checkpoint(tmp_path / "ck", grid=_other_grid(grid))
+    with pytest.raises(ValueError, match="preset"):
+        load_checkpoint(tmp_path / "ck", preset="paper-24L")
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing")
+
+
+def _other_grid(grid):
+    from mamba_ctr.physics import Grid
+
+    return Grid(h=grid.h, k=grid.k, L=grid.L[:-4], a=grid.a, b=grid.b, c_ref=grid.c_ref)
+
+
+def test_checkpoint_paper_twins_pickle_free(tmp_path):
+    from mamba_ctr import presets
+    from mamba_ctr.nn import checkpoint
+
+    grid = presets.get("paper-12L").grid
+    twins = {"real": PaperUNet1d(), "imag": PaperUNet1d()}
+    checkpoint.save_checkpoint(tmp_path / "twins", twins, arch="paper", arch_kwargs={}, grid=grid,
+                               normalisation=_normalisation(grid))
+    loaded = checkpoint.load_checkpoint(tmp_path / "twins")
+    assert set(loaded.models) == {"real", "imag"}
+    x = torch.randn(1, 1, 3840)
+    with torch.no_grad():
+        assert torch.equal(loaded.models["imag"](x), twins["imag"](x))
