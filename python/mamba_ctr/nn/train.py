@@ -1,0 +1,446 @@
+"""Training the networks: `train(TrainConfig(...))` or `mamba-ctr train ...`.
+
+The paper's protocol by default: Adam (lr 1e-3, betas 0.9/0.999), MAE (L1) on the standardised targets,
+batch 32, 30 epochs, 90/10 train/validation split with a fixed seed, normalisation statistics of the training
+split only, the best-validation checkpoint kept. With arch "paper" and target "both" the twin networks (one for
+Re U, one for Im U, each with its own Adam) are trained side by side on the same batches; arch "rods" is one
+network predicting both.
+
+Data: an HDF5 file (`data`) or simulated on the fly (`stream`, a preset): then normalisation statistics come
+from a pilot sample [0, pilot_samples), validation is the fixed range [pilot, pilot + val_samples), and epoch e
+trains on the fresh range of samples_per_epoch structures after it (no structure is seen twice).
+
+Files in `out`: best.{safetensors|pt,json} (lowest validation MAE), last.{…,json,optim.pt} (every epoch, for
+`resume`), history.csv and loss.png (the loss curves, paper Figure 5).
+
+A `max_minutes` budget stops training mid-epoch; the last checkpoint then records how many batches of that
+epoch were done, and `resume` continues exactly there (same shuffle order), so a long run can be done in parts.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..data.torch_data import Normalisation, RodsH5Dataset, SimulatedRods, train_val_split
+from . import ARCHITECTURES, build, count_parameters
+from .checkpoint import load_checkpoint, save_checkpoint
+
+__all__ = ["TrainConfig", "train"]
+
+TARGETS = ("real", "imag", "both")
+PAPER_BEST_VAL_MAE = 0.124  # the authors' best validation MAE (z-score units; 0.1240 Re, 0.1231 Im)
+
+
+@dataclass
+class TrainConfig:
+    """What `train` does (field names = `mamba-ctr train` flags).
+
+    Attributes:
+        data: an HDF5 dataset file (with /film_field); or
+        stream: a preset name (or TOML family file) to simulate on the fly.
+        arch: "paper" (the paper's U-Net, one network per target) or "rods" (rods as channels, both targets).
+        arch_kwargs: constructor arguments of the network (e.g. {"widths": [64, 128, 256]} for rods).
+        target: "real", "imag" or "both" (the paper's twins); rods needs "both".
+        epochs, batch_size, lr, betas: the paper's 30, 32, 1e-3, (0.9, 0.999).
+        val_fraction, split_seed: the 90/10 split of a file.
+        out: output directory.
+        device: "auto" (cuda if available, else cpu), "cpu", "cuda" or "cuda:N".
+        amp: mixed precision on CUDA (bf16 where supported, else fp16 with a gradient scaler).
+        bf16: bf16 autocast on the CPU.
+        max_minutes: wall-time budget (None: none); stops mid-epoch, resumable.
+        samples_per_epoch, val_samples, pilot_samples, stream_seed: the on-the-fly stream.
+        seed: initialisation and shuffling seed.
+        num_workers: DataLoader worker processes.
+        resume: continue from out/last.*.
+        progress: tqdm bar (None: only when stderr is a terminal).
+        threads: torch CPU threads (0: leave torch's default).
+    """
+
+    data: Path | None = None
+    stream: str | None = None
+    arch: str = "paper"
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    target: str = "both"
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    out: Path = Path("mamba-ctr-train")
+    device: str = "auto"
+    amp: bool = True
+    bf16: bool = False
+    max_minutes: float | None = None
+    samples_per_epoch: int = 90_000
+    val_samples: int = 10_000
+    pilot_samples: int = 100_000
+    stream_seed: int = 0
+    seed: int = 0
+    num_workers: int = 0
+    resume: bool = False
+    progress: bool | None = None
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.stream is None):
+            raise ValueError("give exactly one of data (an HDF5 file) and stream (a preset)")
+        if self.data is not None:
+            self.data = Path(self.data)
+            if not self.data.is_file():
+                raise FileNotFoundError(f"no dataset file {self.data}")
+        self.out = Path(self.out)
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.arch!r} (known: {', '.join(sorted(ARCHITECTURES))})")
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {self.target!r}")
+        if self.arch == "rods" and self.target != "both":
+            raise ValueError("the rods architecture predicts Re and Im together: use target both")
+        for name, minimum in (("epochs", 1), ("batch_size", 1), ("samples_per_epoch", 1), ("val_samples", 1),
+                              ("pilot_samples", 1), ("seed", 0), ("split_seed", 0), ("stream_seed", 0),
+                              ("num_workers", 0), ("threads", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+                raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes must be > 0, got {self.max_minutes!r}")
+        self.arch_kwargs = dict(self.arch_kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["data"] = None if self.data is None else str(self.data)
+        values["out"] = str(self.out)
+        values["betas"] = list(self.betas)
+        return values
+
+
+# ------------------------------------------------------------------------------------------ data
+@dataclass
+class _Data:
+    grid: Any
+    preset: dict | None
+    normalisation: Normalisation
+    n_train: int
+    train_indices: np.ndarray | None = None
+    val_indices: np.ndarray | None = None
+    preset_object: Any = None
+
+
+def _file_data(config: TrainConfig, normalisation: Normalisation | None) -> _Data:
+    from ..data.hdf5 import open_complete, read_grid
+
+    with open_complete(config.data) as f:
+        if "film_field" not in f:
+            raise ValueError(f"{config.data} has no /film_field: the targets need it")
+        n = int(f["intensity"].shape[0])
+        grid = read_grid(f["grid"])
+        preset = json.loads(f.attrs.get("preset", "{}")) or None
+    if n < 2:
+        raise ValueError(f"{config.data} holds {n} structure(s): need at least 2 for a train/validation split")
+    train_idx, val_idx = train_val_split(n, config.val_fraction, config.split_seed)
+    if normalisation is None:
+        normalisation = Normalisation.from_file(config.data, indices=train_idx)
+    return _Data(grid, preset, normalisation, train_idx.size, train_idx, val_idx)
+
+
+def _pilot_normalisation(preset, seed: int, n: int) -> Normalisation:
+    from ..data import stats as _stats
+    from ..simulate import simulate
+
+    total = None
+    for lo in range(0, n, 8192):
+        hi = min(n, lo + 8192)
+        rods = simulate(preset.sample(hi - lo, seed, lo), preset.grid, dtype="float32")
+        piece = _stats.Stats.of_arrays(rods.intensity, rods.film_field, preset.grid.bragg, lo)
+        total = piece if total is None else _stats.Stats(0, 0, total.x.merge(piece.x), total.u_re.merge(piece.u_re),
+                                                         total.u_im.merge(piece.u_im))
+    return Normalisation.from_stats(total)
+
+
+def _stream_data(config: TrainConfig, normalisation: Normalisation | None) -> _Data:
+    from ..data.generate import resolve_preset
+
+    preset = resolve_preset(config.stream)
+    if normalisation is None:
+        normalisation = _pilot_normalisation(preset, config.stream_seed, config.pilot_samples)
+    return _Data(preset.grid, preset.to_dict(), normalisation, config.samples_per_epoch, preset_object=preset)
+
+
+class _Batches:
+    """The training batches of epoch `epoch`, from batch `skip` on; and the validation batches."""
+
+    def __init__(self, config: TrainConfig, data: _Data) -> None:
+        self.config, self.data = config, data
+        if config.data is not None:
+            self.train_set = RodsH5Dataset(config.data, data.train_indices, data.normalisation)
+            self.val_set = RodsH5Dataset(config.data, data.val_indices, data.normalisation)
+
+    def n_batches(self) -> int:
+        return math.ceil(self.data.n_train / self.config.batch_size)
+
+    def train(self, epoch: int, skip: int):
+        c = self.config
+        if c.data is not None:
+            order = np.random.default_rng([c.seed, epoch]).permutation(len(self.train_set))[skip * c.batch_size:]
+            return DataLoader(self.train_set, batch_size=c.batch_size, sampler=order.tolist(),
+                              num_workers=c.num_workers, persistent_workers=False)
+        base = c.pilot_samples + c.val_samples + (epoch - 1) * c.samples_per_epoch
+        stream = SimulatedRods(self.data.preset_object, c.stream_seed, base + skip * c.batch_size,
+                               base + c.samples_per_epoch, c.batch_size, self.data.normalisation)
+        return DataLoader(stream, batch_size=None, num_workers=c.num_workers)
+
+    def val(self):
+        c = self.config
+        if c.data is not None:
+            return DataLoader(self.val_set, batch_size=max(c.batch_size, 64), shuffle=False,
+                              num_workers=c.num_workers)
+        stream = SimulatedRods(self.data.preset_object, c.stream_seed, c.pilot_samples,
+                               c.pilot_samples + c.val_samples, max(c.batch_size, 64), self.data.normalisation)
+        return DataLoader(stream, batch_size=None, num_workers=c.num_workers)
+
+
+# ------------------------------------------------------------------------------------------ models
+def _heads(config: TrainConfig) -> list[str]:
+    if config.arch == "rods" or config.target != "both":
+        return ["both"] if config.arch == "rods" else [config.target]
+    return ["real", "imag"]
+
+
+def _forward(arch: str, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Network output as (B, R, NL) (paper: one target) or (B, 2R, NL) (rods: Re then Im)."""
+    if arch == "paper":
+        b, r, n = x.shape
+        return model(x.reshape(b, 1, r * n)).reshape(b, r, n)
+    return model(x)
+
+
+def _target(head: str, re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
+    return {"real": re, "imag": im}.get(head) if head != "both" else torch.cat([re, im], dim=1)
+
+
+def _device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda asked for, but torch sees no CUDA GPU")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda[:N], got {spec!r}")
+    return device
+
+
+def _autocast(config: TrainConfig, device: torch.device):
+    """(autocast context factory, GradScaler or None)."""
+    import contextlib
+
+    if device.type == "cuda" and config.amp:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+        return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
+    if device.type == "cpu" and config.bf16:
+        return (lambda: torch.autocast("cpu", dtype=torch.bfloat16)), None
+    return contextlib.nullcontext, None
+
+
+# ------------------------------------------------------------------------------------------ outputs
+_COLUMNS = ["epoch", "batches", "complete", "samples_seen", "wall_s", "train_mae", "val_mae", "val_mae_real",
+            "val_mae_imag", "best"]
+
+
+def _write_curves(out: Path, history: list[dict]) -> None:
+    temporary = out / ".history.csv.tmp"
+    with open(temporary, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(temporary, out / "history.csv")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - matplotlib is optional
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    samples = [row["samples_seen"] for row in history]
+    ax.plot(samples, [row["train_mae"] for row in history], "o-", label="train")
+    ax.plot(samples, [row["val_mae"] for row in history], "s-", label="validation")
+    ax.axhline(PAPER_BEST_VAL_MAE, color="grey", ls="--", lw=1, label="paper's best validation (0.124)")
+    ax.set_xlabel("training samples seen")
+    ax.set_ylabel("MAE (standardised targets)")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / ".loss.png.tmp.png", dpi=120)
+    plt.close(fig)
+    os.replace(out / ".loss.png.tmp.png", out / "loss.png")
+
+
+# ------------------------------------------------------------------------------------------ training
+def _validate(arch: str, models: dict, loader, device, autocast) -> dict[str, float]:
+    sums = {"real": 0.0, "imag": 0.0}
+    count = 0
+    for model in models.values():
+        model.eval()
+    with torch.no_grad():
+        for x, re, im in loader:
+            x, re, im = x.to(device), re.to(device), im.to(device)
+            rods = re.shape[1]
+            for head, model in models.items():
+                with autocast():
+                    pred = _forward(arch, model, x).float()
+                if head == "both":
+                    sums["real"] += (pred[:, :rods] - re).abs().sum().item()
+                    sums["imag"] += (pred[:, rods:] - im).abs().sum().item()
+                else:
+                    sums[head] += (pred - _target(head, re, im)).abs().sum().item()
+            count += re.numel()
+    parts = {k: v / count for k, v in sums.items() if k in models or "both" in models}
+    return {"val_mae_real": parts.get("real", math.nan), "val_mae_imag": parts.get("imag", math.nan),
+            "val_mae": float(np.mean(list(parts.values())))}
+
+
+def train(config: TrainConfig) -> list[dict]:
+    """Train as `config` says; returns the history (one dict per epoch or budget-stopped part, the CSV's rows)."""
+    start_time = time.perf_counter()
+    device = _device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    out = config.out
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out must be a directory, got the file {out}")
+    heads = _heads(config)
+    history: list[dict] = []
+    resumed = None
+    if config.resume:
+        if not (out / "last.json").is_file():
+            raise FileNotFoundError(f"nothing to resume: no {out / 'last.json'}")
+        resumed = load_checkpoint(out / "last", map_location=device, optimizer_state=True)
+        stored = resumed.metadata.get("train_config", {})
+        for key in ("arch", "target", "batch_size", "data", "stream"):
+            asked = config.to_dict()[key]
+            if stored.get(key) != asked:
+                raise ValueError(f"cannot resume: {out} was trained with {key} = {stored.get(key)!r}, not {asked!r}")
+        history = list(resumed.history)
+        normalisation = resumed.normalisation
+    elif (out / "last.json").is_file():
+        raise FileExistsError(f"{out} already holds a training run (pass resume to continue it, or another out)")
+    else:
+        normalisation = None
+    data = (_file_data if config.data is not None else _stream_data)(config, normalisation)
+    if resumed is not None and not resumed.grid.same_as(data.grid):
+        raise ValueError(f"cannot resume: {out} was trained on another grid")
+    out.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(config.seed)
+    rods = data.grid.shape[0]
+    arch_kwargs = dict(config.arch_kwargs)
+    if config.arch == "rods":
+        arch_kwargs.setdefault("rods", rods)
+    if resumed is not None:
+        models = {h: resumed.models[h].to(device) for h in heads}
+        arch_kwargs = resumed.metadata["arch_kwargs"]
+    else:
+        models = {h: build(config.arch, **arch_kwargs).to(device) for h in heads}
+    optimizers = {h: torch.optim.Adam(m.parameters(), lr=config.lr, betas=config.betas) for h, m in models.items()}
+    if resumed is not None:
+        for h, optimizer in optimizers.items():
+            optimizer.load_state_dict(resumed.optimizer_states[h])
+    autocast, scaler = _autocast(config, device)
+    batches = _Batches(config, data)
+    n_batches = batches.n_batches()
+
+    last = history[-1] if history else None
+    epoch, skip = (1, 0) if last is None else ((last["epoch"], last["batches"]) if not last["complete"]
+                                               else (last["epoch"] + 1, 0))
+    samples_seen = last["samples_seen"] if last else 0
+    best = min((row["val_mae"] for row in history), default=math.inf)
+    wall_before = last["wall_s"] if last else 0.0
+    budget = None if config.max_minutes is None else config.max_minutes * 60
+    show = sys.stderr.isatty() if config.progress is None else config.progress
+    n_params = sum(count_parameters(m) for m in models.values())
+
+    def save(stem: str, row_history: list[dict]) -> None:
+        save_checkpoint(out / stem, models, arch=config.arch, arch_kwargs=arch_kwargs, grid=data.grid,
+                        normalisation=data.normalisation, preset=data.preset, history=row_history,
+                        optimizers=optimizers if stem == "last" else None,
+                        extra={"train_config": config.to_dict(), "parameters": n_params})
+
+    stopped = False
+    while epoch <= config.epochs and not stopped:
+        from tqdm.auto import tqdm
+
+        for model in models.values():
+            model.train()
+        loss_sum, loss_count, done = 0.0, 0, skip
+        bar = tqdm(total=n_batches, initial=skip, desc=f"epoch {epoch}/{config.epochs}", disable=not show,
+                   leave=False, unit="batch")
+        for x, re, im in batches.train(epoch, skip):
+            x, re, im = x.to(device, non_blocking=True), re.to(device), im.to(device)
+            losses = []
+            for head, model in models.items():
+                optimizer = optimizers[head]
+                optimizer.zero_grad(set_to_none=True)
+                with autocast():
+                    loss = torch.nn.functional.l1_loss(_forward(config.arch, model, x).float(), _target(head, re, im))
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    optimizer.step()
+                losses.append(loss.item())
+            batch_loss = float(np.mean(losses))
+            if not math.isfinite(batch_loss):
+                raise RuntimeError(f"the training loss is {batch_loss} at epoch {epoch}, batch {done + 1}")
+            loss_sum += batch_loss * x.shape[0]
+            loss_count += x.shape[0]
+            samples_seen += x.shape[0]
+            done += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / loss_count:.4f}")
+            if budget is not None and time.perf_counter() - start_time > budget and done < n_batches:
+                stopped = True
+                break
+        bar.close()
+        val = _validate(config.arch, models, batches.val(), device, autocast)
+        row = {"epoch": epoch, "batches": done, "complete": done >= n_batches, "samples_seen": samples_seen,
+               "wall_s": round(wall_before + time.perf_counter() - start_time, 3),
+               "train_mae": loss_sum / loss_count if loss_count else math.nan, **val, "best": False}
+        if val["val_mae"] < best:
+            best = val["val_mae"]
+            row["best"] = True
+        history.append(row)
+        if row["best"]:
+            save("best", history)
+        save("last", history)
+        _write_curves(out, history)
+        if config.progress is not False:
+            print(f"epoch {epoch} ({done}/{n_batches} batches): train MAE {row['train_mae']:.4f}, "
+                  f"val MAE {val['val_mae']:.4f}{' (best)' if row['best'] else ''}", file=sys.stderr)
+        if budget is not None and time.perf_counter() - start_time > budget:
+            stopped = True
+        if row["complete"]:
+            epoch, skip = epoch + 1, 0
+    return history
