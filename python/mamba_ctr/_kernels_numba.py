@@ -349,7 +349,7 @@ def film_fields(z, weight, entry_site, entry_pair, pair_column, pair_species,
 
     previous = numba.get_num_threads()
     if a.threads > 0:
-        numba.set_num_threads(min(a.threads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(a.threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     try:
         _film_fields_core(a.z, a.weight, a.entry_site, a.entry_pair, a.pair_column,
                           a.pair_species, ph_re, ph_im, real_phase, a.rod_pattern, a.qz,

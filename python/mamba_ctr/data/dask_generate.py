@@ -21,6 +21,7 @@ import dataclasses
 import os
 import shutil
 from pathlib import Path
+from typing import Literal
 
 from .generate import (
     GenerateConfig,
@@ -126,7 +127,7 @@ class _LocalClient:
     def __enter__(self):
         return self.client
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> Literal[False]:
         self.client.close()
         self.cluster.close()
         return False

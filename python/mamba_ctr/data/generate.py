@@ -28,10 +28,12 @@ import re
 import shutil
 import sys
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import cast
 
 import h5py
 import numpy as np
@@ -42,10 +44,10 @@ from ..physics.presets import PerovskitePreset
 from . import stats as _stats
 from .hdf5 import file_attrs, open_complete, read_grid, write_grid
 
-try:  # Python ≥ 3.11
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # pragma: no cover
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # pragma: no cover
+    import tomli as tomllib
 
 MANIFEST = "manifest.json"
 FSYNC_EACH_BLOCK = True  # fsync each block file when written (True) or all of them once at the end (False)
@@ -294,25 +296,26 @@ def _generate_blocks(config: GenerateConfig, preset: PerovskitePreset, backend: 
     attrs = file_attrs(preset=preset.to_dict(), seed=config.seed)
     attrs.update(_range_attrs(config.n, config.shard, start, stop, config.dtype))
     temporary = parts / "join.tmp"
-    joiner = _Joiner(temporary, start, stop, preset.grid) if config.join == "copy" else _Collector(start, preset.grid)
+    joiner: _Joiner | _Collector = (_Joiner(temporary, start, stop, preset.grid) if config.join == "copy"
+                                    else _Collector(start, preset.grid))
     # One writer thread: block k is written (block file, rename, and with join="copy" appended to the joined
     # file) while block k + 1 is simulated, so at most two blocks are in memory and in flight.
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="mamba-ctr-writer") as writer, \
                 _progress(stop - start, sum(b - a for a, b in done), config.quiet, preset.name) as bar:
-            pending = None
+            pending: Future[None] | None = None
             for lo, hi in blocks:
                 if (lo, hi) in done:
-                    scan = _copy_block if config.join == "copy" else _scan_block
+                    scan: Callable[..., None] = _copy_block if config.join == "copy" else _scan_block
                     job = partial(scan, parts / _block_name(lo, hi), joiner, lo, hi)
                 else:
                     job = partial(_write_block, parts, joiner, _simulate_block(preset, config, backend, lo, hi), bar)
                 if pending is not None:
                     pending.result()
                 pending = writer.submit(job)
-            pending.result()
+            cast("Future[None]", pending).result()
         if config.join == "copy":
-            joiner.finish(attrs)
+            cast(_Joiner, joiner).finish(attrs)
             _install(temporary, out, aside=data_dir(out))
             shutil.rmtree(parts)
         else:
@@ -320,7 +323,7 @@ def _generate_blocks(config: GenerateConfig, preset: PerovskitePreset, backend: 
                 for block in blocks:
                     _fsync(parts / _block_name(*block))
                 _fsync_dir(parts)
-            _write_vds(temporary, parts, data_dir(out), blocks, joiner, attrs, token)
+            _write_vds(temporary, parts, data_dir(out), blocks, cast(_Collector, joiner), attrs, token)
             _install(temporary, out, aside=data_dir(out), parts=parts)
             (data_dir(out) / "lock").unlink(missing_ok=True)  # the run is over (our lock handle stays valid)
         _remove_aside(out)
@@ -445,12 +448,12 @@ def _simulate_block(preset: PerovskitePreset, config: GenerateConfig, backend: s
     rods = simulate(structures, preset.grid, backend=backend, dtype=config.dtype, threads=config.threads)
     params = {f"params/{k}": np.asarray(v, np.float64) for k, v in preset.parameters(structures).items()}
     labels = {f"labels/{k}": np.asarray(v, np.float64) for k, v in preset.labels(structures).items()}
-    stats = _stats.Stats.of_arrays(rods.intensity, rods.film_field, preset.grid.bragg, start=lo)
+    stats = _stats.Stats.of_arrays(rods.intensity, cast(np.ndarray, rods.film_field), preset.grid.bragg, start=lo)
     return {"lo": lo, "hi": hi, "backend": rods.backend, "stats": stats,
             "data": {"intensity": rods.intensity, "film_field": rods.film_field, **params, **labels}}
 
 
-def _write_block(parts: Path, joiner: _Joiner, block: dict, bar) -> None:
+def _write_block(parts: Path, joiner: _Joiner | _Collector, block: dict, bar) -> None:
     """Block file (temporary name, rename), then the same rows into the joined file (or collector)."""
     lo, hi, data, stats = block["lo"], block["hi"], block["data"], block["stats"]
     final = parts / _block_name(lo, hi)
@@ -492,7 +495,7 @@ def _copy_block(path: Path, joiner: _Joiner, lo: int, hi: int, rows: int = 8192)
                                                                   joiner.grid.bragg, start=a)
                 joiner.add(a, data, stats, backend)
             if whole:
-                joiner.add_stats(stored)
+                joiner.add_stats(cast(_stats.Stats, stored))
     except (OSError, KeyError) as error:
         raise ValueError(f"{path} is corrupt or truncated ({error})") from None
 
@@ -503,7 +506,7 @@ def _scan_block(path: Path, collector: _Collector, lo: int, hi: int) -> None:
         with h5py.File(path, "r") as src:
             if (int(src.attrs["start"]), int(src.attrs["stop"])) != (lo, hi) or not src.attrs.get("complete"):
                 raise ValueError(f"{path} does not hold structures [{lo}, {hi})")
-            names = {}
+            names: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
             src.visititems(lambda name, obj: names.__setitem__(name, (obj.shape[1:], obj.dtype))
                            if isinstance(obj, h5py.Dataset) and not name.startswith("stats") else None)
             if any(src[name].shape[0] != hi - lo for name in names):
@@ -563,7 +566,7 @@ class _Joiner:
 
     def _names(self) -> list[str]:
         names = []
-        self.file.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset)
+        cast(h5py.File, self.file).visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset)
                              and not name.startswith("grid") else None)
         return names
 
@@ -598,7 +601,7 @@ class _Joiner:
 
 
 # ------------------------------------------------------------------------------------------------ merge
-def merge(shard_files: list[str | os.PathLike], out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+def merge(shard_files: Sequence[str | os.PathLike], out: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Join complete shard files into one file covering [0, n) (a copy). Refuses shards of different presets,
     grids, seeds, n or dtypes, and overlapping or missing index ranges."""
     out = Path(out)

@@ -72,5 +72,6 @@ def structure_from_dict(spec: dict, source: str = "structure") -> tuple[Perovski
                              f"{preset.name}), got {array.size}")
         values[key] = array[None]
     beta = float(spec.get("beta", 0.0))
-    structures = preset.from_parameters(*(values[key] for key in LAYER_KEYS), beta=beta)
+    # LAYER_KEYS are the seven per-layer arguments that precede beta
+    structures = preset.from_parameters(*(values[key] for key in LAYER_KEYS), beta=beta)  # type: ignore[misc]
     return preset, structures

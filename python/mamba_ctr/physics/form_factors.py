@@ -108,7 +108,7 @@ class Scatterer:
         """(f0(q) + f′ + i f″) · exp(−q² U_iso / 2) at |q| (Å⁻¹); complex only if anomalous."""
         q = np.asarray(q, dtype=np.float64)
         debye_waller = np.exp(-0.5 * self.u_iso * q**2)
-        f = form_factor(self.ion)(q) + self.f_prime
+        f: np.ndarray = form_factor(self.ion)(q) + self.f_prime
         if self.f_double_prime != 0.0:
             f = f + 1j * self.f_double_prime
         return f * debye_waller

@@ -25,7 +25,7 @@ class Grid:
     h: np.ndarray
     k: np.ndarray
     L: np.ndarray
-    bragg: np.ndarray = field(default=None)  # type: ignore[assignment]
+    bragg: np.ndarray = field(default=None)  # type: ignore[assignment,arg-type]
     a: float = SRTIO3_A
     b: float = SRTIO3_A
     c_ref: float = SRTIO3_A
@@ -45,9 +45,9 @@ class Grid:
         bragg = default_bragg_mask(L) if self.bragg is None else np.asarray(self.bragg, dtype=bool)
         if bragg.shape != L.shape:
             raise ValueError(f"bragg must have shape (NL,) = {L.shape}, got {bragg.shape}")
-        for name, value in (("h", h), ("k", k), ("L", L), ("bragg", bragg)):
-            value.setflags(write=False)
-            object.__setattr__(self, name, value)
+        for name, array in (("h", h), ("k", k), ("L", L), ("bragg", bragg)):
+            array.setflags(write=False)
+            object.__setattr__(self, name, array)
 
     @property
     def n_rods(self) -> int:

@@ -125,7 +125,7 @@ class Structures:
     z: np.ndarray
     fraction: np.ndarray
     occupancy: np.ndarray
-    beta: np.ndarray = field(default=None)  # type: ignore[assignment]
+    beta: np.ndarray = field(default=None)  # type: ignore[assignment,arg-type]
 
     def __post_init__(self) -> None:
         self.c = _float_array("c", self.c)
