@@ -270,8 +270,74 @@ def main_stats(argv: list[str]) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ training
+def run_train(config) -> list[dict]:
+    """Train the networks of a `mamba_ctr.nn.train.TrainConfig`; returns the history."""
+    from .nn.train import train
+
+    try:
+        return train(config)
+    except OSError as error:
+        if isinstance(error, (FileExistsError, FileNotFoundError)):
+            raise
+        raise ValueError(f"cannot train into {config.out} ({error})") from None
+
+
+def main_train(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mamba-ctr train",
+        description="Train the paper's twin U-Nets (--arch paper) or the rods-as-channels U-Net (--arch rods) on "
+                    "an HDF5 dataset or on rods simulated on the fly; writes best/last checkpoints, history.csv "
+                    "and loss.png to --out. Needs torch (pip install mamba-ctr[train]).")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="dataset file FILE.h5 (mamba-ctr generate)")
+    source.add_argument("--stream", metavar="PRESET", help="simulate the training data on the fly from PRESET")
+    parser.add_argument("--arch", default="paper", help="paper (default) or rods")
+    parser.add_argument("--widths", help="rods: channels per level, comma-separated (default 64,128,256)")
+    parser.add_argument("--target", default="both", choices=["real", "imag", "both"])
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=32, dest="batch_size")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--val-fraction", type=float, default=0.1, dest="val_fraction")
+    parser.add_argument("--split-seed", type=int, default=0, dest="split_seed")
+    parser.add_argument("--samples-per-epoch", type=int, default=90_000, dest="samples_per_epoch",
+                        help="--stream: structures per epoch")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("mamba-ctr-train"), help="output directory")
+    parser.add_argument("--resume", action="store_true", help="continue from --out/last.*")
+    parser.add_argument("--max-minutes", type=float, dest="max_minutes", help="wall-time budget (resumable)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast on the CPU")
+    parser.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on CUDA")
+    parser.add_argument("--num-workers", type=int, default=0, dest="num_workers")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args(argv)
+    if args.arch not in ("paper", "rods"):
+        raise ValueError(f"unknown architecture {args.arch!r} (known: paper, rods)")
+    arch_kwargs = {}
+    if args.widths is not None:
+        if args.arch != "rods":
+            raise ValueError("--widths is for --arch rods")
+        try:
+            arch_kwargs["widths"] = [int(w) for w in args.widths.split(",")]
+        except ValueError:
+            raise ValueError(f"--widths must be comma-separated integers, got {args.widths!r}") from None
+    if args.data is not None and not args.data.is_file():
+        raise FileNotFoundError(f"no dataset file {args.data}")
+    from .nn.train import TrainConfig
+
+    values = {k: v for k, v in vars(args).items() if k != "widths"}
+    history = run_train(TrainConfig(arch_kwargs=arch_kwargs, **values))
+    if history:
+        best = min(history, key=lambda row: row["val_mae"])
+        print(f"{len(history)} epoch(s) recorded; best validation MAE {best['val_mae']:.4f} (epoch {best['epoch']}); "
+              f"checkpoints in {args.out}")
+    return 0
+
+
 COMMANDS = {"info": main_info, "simulate": main_simulate}
 COMMANDS.update({"generate": main_generate, "merge": main_merge, "stats": main_stats})
+COMMANDS["train"] = main_train
 
 
 def main(argv: list[str] | None = None) -> int:
