@@ -250,12 +250,12 @@ def _device(spec: str) -> torch.device:
 
 
 def _autocast(config: TrainConfig, device: torch.device):
-    """(autocast context factory, GradScaler or None)."""
+    """(autocast context factory, GradScaler factory or None)."""
     import contextlib
 
     if device.type == "cuda" and config.amp:
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+        scaler = (lambda: torch.amp.GradScaler("cuda")) if dtype == torch.float16 else None
         return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
     if device.type == "cpu" and config.bf16:
         return (lambda: torch.autocast("cpu", dtype=torch.bfloat16)), None
@@ -338,9 +338,11 @@ def train(config: TrainConfig) -> list[dict]:
         resumed = load_checkpoint(out / "last", map_location=device, optimizer_state=True)
         stored = resumed.metadata.get("train_config", {})
         for key in ("arch", "target", "batch_size", "data", "stream"):
-            asked = config.to_dict()[key]
-            if stored.get(key) != asked:
-                raise ValueError(f"cannot resume: {out} was trained with {key} = {stored.get(key)!r}, not {asked!r}")
+            asked, was = config.to_dict()[key], stored.get(key)
+            if key == "data" and asked is not None and was is not None:
+                asked, was = str(Path(asked).resolve()), str(Path(was).resolve())
+            if was != asked:
+                raise ValueError(f"cannot resume: {out} was trained with {key} = {was!r}, not {asked!r}")
         history = list(resumed.history)
         normalisation = resumed.normalisation
     elif (out / "last.json").is_file():
@@ -366,7 +368,8 @@ def train(config: TrainConfig) -> list[dict]:
     if resumed is not None:
         for h, optimizer in optimizers.items():
             optimizer.load_state_dict(resumed.optimizer_states[h])
-    autocast, scaler = _autocast(config, device)
+    autocast, make_scaler = _autocast(config, device)
+    scalers = {h: make_scaler() for h in models} if make_scaler is not None else {}
     batches = _Batches(config, data)
     n_batches = batches.n_batches()
 
@@ -403,6 +406,7 @@ def train(config: TrainConfig) -> list[dict]:
                 optimizer.zero_grad(set_to_none=True)
                 with autocast():
                     loss = torch.nn.functional.l1_loss(_forward(config.arch, model, x).float(), _target(head, re, im))
+                scaler = scalers.get(head)
                 if scaler is not None:
                     scaler.scale(loss).backward()
                     scaler.step(optimizer)
