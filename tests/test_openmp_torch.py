@@ -77,16 +77,9 @@ def test_import_order(first, tmp_path):
         """, tmp_path)
 
 
-# KNOWN BUG (found by this test, not fixed yet): with libgomp, a child forked after the parent ran a parallel
-# region deadlocks in its first multi-threaded region (also with plain os.fork and no torch; threads=1 in the
-# child works). Fix needed in the package, e.g. run the kernel single-threaded in a forked child
-# (os.register_at_fork / pthread_atfork). Not run, so that it does not cost CI its 120 s timeout; remove the mark
-# with the fix.
-FORK_DEADLOCK = pytest.mark.xfail(sys.platform == "linux", run=False, strict=True,
-                                  reason="libgomp: OpenMP kernel in a forked child deadlocks (known, unfixed)")
-
-
-@pytest.mark.parametrize("context", [pytest.param("fork", marks=FORK_DEADLOCK), "spawn"])
+# libgomp's pool does not survive fork(): the kernel runs single-threaded in a child forked after the parent
+# ran a parallel region (pthread_atfork in cpp/src/film_fields.cpp). Without that, the fork case deadlocks.
+@pytest.mark.parametrize("context", ["fork", "spawn"])
 def test_kernel_in_dataloader_workers_after_the_parent_ran_it(context, tmp_path):
     if context == "fork" and sys.platform != "linux":
         pytest.skip("fork start method: Linux only")

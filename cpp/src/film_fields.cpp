@@ -17,6 +17,11 @@
 #ifdef MAMBA_CTR_HAVE_OPENMP
 #include <omp.h>
 #endif
+#if defined(MAMBA_CTR_HAVE_OPENMP) && (defined(__unix__) || defined(__APPLE__))
+#include <pthread.h>
+#define MAMBA_CTR_FORK_GUARD 1
+#endif
+#include <atomic>
 
 namespace mamba_ctr {
 
@@ -272,6 +277,30 @@ void make_plan(const FilmFieldsInput& in, int VW, Plan& pl) {
   v.ffc = pl.ffc.data();
 }
 
+// libgomp's thread pool does not survive fork(): a child of a process that has run a parallel region
+// hangs in its first parallel region of more than one thread (e.g. a fork-started DataLoader worker).
+// A child forked after the pool started therefore runs the kernel on one thread.
+std::atomic<bool> g_pool_started{false};
+std::atomic<bool> g_forked_after_pool{false};
+
+#ifdef MAMBA_CTR_FORK_GUARD
+void mark_child_after_fork() {
+  if (g_pool_started.load()) g_forked_after_pool.store(true);
+}
+const int g_fork_guard = pthread_atfork(nullptr, nullptr, mark_child_after_fork);
+#endif
+
+int effective_threads(int requested) {
+  if (g_forked_after_pool.load()) return 1;
+#ifdef MAMBA_CTR_HAVE_OPENMP
+  const int nt = requested > 0 ? requested : omp_get_max_threads();
+#else
+  const int nt = 1;
+#endif
+  if (nt > 1) g_pool_started.store(true);
+  return nt;
+}
+
 template <class Real>
 void film_fields_with(Isa isa, const FilmFieldsInput& in, std::complex<Real>* film_field,
                       Real* intensity, int threads) {
@@ -279,7 +308,7 @@ void film_fields_with(Isa isa, const FilmFieldsInput& in, std::complex<Real>* fi
   if (film_field == nullptr && intensity == nullptr) return;
   Plan pl;
   make_plan(in, chunk_width(isa), pl);
-  run_variant<Real>(isa, pl.v, film_field, intensity, threads);
+  run_variant<Real>(isa, pl.v, film_field, intensity, effective_threads(threads));
 }
 
 }  // namespace
