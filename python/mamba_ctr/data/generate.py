@@ -348,13 +348,29 @@ def _install(temporary: Path, out: Path, aside: Path, parts: Path | None = None)
     _fsync_dir(out.parent)
 
 
-class _Collector:
-    """join="vds": statistics and backends of the blocks, in index order (no data are copied)."""
+class _BlockTally:
+    """What both joins record per block, in index order: the position, the statistics and the backends."""
 
     def __init__(self, start: int, grid) -> None:
         self.position, self.grid = start, grid
         self.stats = _stats.Stats.empty(grid.shape, start)
         self.backends: set[str] = set()
+
+    def _tally(self, stats: _stats.Stats | None, backend: str) -> None:
+        if stats is not None:
+            self.add_stats(stats)
+        if backend:
+            self.backends.add(str(backend))
+
+    def add_stats(self, stats: _stats.Stats) -> None:
+        self.stats = self.stats.merge(stats)
+
+
+class _Collector(_BlockTally):
+    """join="vds": statistics and backends of the blocks, in index order (no data are copied)."""
+
+    def __init__(self, start: int, grid) -> None:
+        super().__init__(start, grid)
         self.names: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
 
     def add(self, lo: int, data: dict[str, np.ndarray], stats: _stats.Stats | None, backend: str = "") -> None:
@@ -370,13 +386,7 @@ class _Collector:
             raise ValueError(f"structures from {lo} have datasets {sorted(names)}, expected {sorted(self.names)}")
         self.names = names
         self.position = hi
-        if stats is not None:
-            self.add_stats(stats)
-        if backend:
-            self.backends.add(str(backend))
-
-    def add_stats(self, stats: _stats.Stats) -> None:
-        self.stats = self.stats.merge(stats)
+        self._tally(stats, backend)
 
     def abort(self) -> None:
         pass
@@ -521,16 +531,14 @@ def _range_attrs(n: int, shard: tuple[int, int] | None, start: int, stop: int, d
             "dtype": dtype}
 
 
-class _Joiner:
+class _Joiner(_BlockTally):
     """The output file under construction (a temporary name): rows added in index order, chunked along n;
     `finish` writes /stats and the attrs, `complete=True` last, fsyncs and renames it into place."""
 
     def __init__(self, temporary: Path, start: int, stop: int, grid) -> None:
-        self.temporary, self.start, self.stop, self.grid = temporary, start, stop, grid
+        super().__init__(start, grid)
+        self.temporary, self.start, self.stop = temporary, start, stop
         self.file: h5py.File | None = None
-        self.position = start
-        self.stats = _stats.Stats.empty(grid.shape, start)
-        self.backends: set[str] = set()
 
     def _open(self, data: dict[str, np.ndarray]) -> h5py.File:
         if self.temporary.exists():
@@ -556,13 +564,7 @@ class _Joiner:
         for name, value in data.items():
             self.file[name][rows] = value
         self.position += n
-        if stats is not None:
-            self.add_stats(stats)
-        if backend:
-            self.backends.add(str(backend))
-
-    def add_stats(self, stats: _stats.Stats) -> None:
-        self.stats = self.stats.merge(stats)
+        self._tally(stats, backend)
 
     def _names(self) -> list[str]:
         names = []
