@@ -38,6 +38,7 @@ from typing import cast
 import h5py
 import numpy as np
 
+from .._checks import check_count
 from .._version import __version__
 from ..physics import presets as _presets
 from ..physics.presets import PerovskitePreset
@@ -99,10 +100,7 @@ class GenerateConfig:
         elif self.shard is not None:
             self.shard = _check_shard(tuple(self.shard))
         for name, minimum in (("n", 1), ("seed", 0), ("block_size", 1), ("threads", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
-            setattr(self, name, int(value))
+            setattr(self, name, check_count(name, getattr(self, name), minimum))
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if self.shard is not None and self.index_range[0] == self.index_range[1]:

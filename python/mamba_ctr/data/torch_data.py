@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
+from .._checks import check_count
 from ..physics import presets as _presets
 from ..physics.presets import PerovskitePreset
 from ..simulate import network_input, simulate
@@ -196,8 +197,7 @@ def train_val_split(n: int, val_fraction: float = 0.1, seed: int = 0) -> tuple[n
     """(train, val) row indices of a dataset of n structures: a fixed-seed random permutation split
     (paper: 90/10), each part sorted (shuffle with the DataLoader). round(n·val_fraction) go to validation
     (at least one when val_fraction > 0, at most n − 1)."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be an integer ≥ 1, got {n!r}")
+    check_count("n", n, 1)
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     n = int(n)
@@ -311,8 +311,7 @@ class SimulatedRods(IterableDataset):
             self.preset = resolve_preset(preset)
         for name, value, minimum in (("seed", seed, 0), ("start", start, 0), ("stop", stop, 0),
                                      ("batch_size", batch_size, 1), ("threads", threads, 0)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+            check_count(name, value, minimum)
         if stop <= start:
             raise ValueError(f"the index range [{start}, {stop}) is empty")
         if not isinstance(normalisation, Normalisation):

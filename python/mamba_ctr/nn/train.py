@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from .._checks import check_count
 from ..data.torch_data import Normalisation, RodsH5Dataset, SimulatedRods, train_val_split
 from . import ARCHITECTURES, build, count_parameters
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -112,9 +113,7 @@ class TrainConfig:
         for name, minimum in (("epochs", 1), ("batch_size", 1), ("samples_per_epoch", 1), ("val_samples", 1),
                               ("pilot_samples", 1), ("seed", 0), ("split_seed", 0), ("stream_seed", 0),
                               ("num_workers", 0), ("threads", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+            check_count(name, getattr(self, name), minimum)
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]

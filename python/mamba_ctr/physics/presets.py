@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._checks import check_count
 from .grid import SRTIO3_A, Grid, paper_grid
 from .model import StructureModel, Structures
 from .perovskite import (
@@ -100,7 +101,7 @@ class PerovskitePreset:
     # --------------------------------------------------------------- sampling
     def sample(self, n: int, seed: int = 0, start: int = 0) -> Structures:
         """Structures start .. start+n−1 of `seed` (each depends only on seed and its index)."""
-        n, seed, start = _check_count("n", n, minimum=0), _check_count("seed", seed), _check_count("start", start)
+        n, seed, start = check_count("n", n, minimum=0), check_count("seed", seed), check_count("start", start)
         if n == 0:
             return self._structures(_empty_draw(self.n_layers))
         first, last = start // BLOCK, (start + n - 1) // BLOCK
@@ -271,12 +272,6 @@ def _interval_product(a: tuple[float, float], b: tuple[float, float]) -> tuple[f
 
 def _interval_sum(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
     return a[0] + b[0], a[1] + b[1]
-
-
-def _check_count(name: str, value, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
-    return int(value)
 
 
 # ----------------------------------------------------------------- registry
