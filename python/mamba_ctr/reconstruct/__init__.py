@@ -29,11 +29,11 @@ from .extract import (
     extract_positions,
     labels_from_positions,
 )
-from .metrics import OUTLIER_MARGIN, apply_outlier_rule, r2_score, r2_scores
+from .metrics import OUTLIER_MARGIN, apply_outlier_rule, label_rmse, r2_score, r2_scores
 
 __all__ = [
     "ATOMS", "OUTLIER_MARGIN", "PEROVSKITE_COLUMNS", "Column", "ColumnDensity", "DensitySettings",
     "ExtractionSettings", "Positions", "References", "a_site_references", "apply_outlier_rule", "column_density",
     "column_spectra", "density_slices", "extract_labels", "extract_positions", "full_reciprocal",
-    "labels_from_positions", "r2_score", "r2_scores", "z_axis",
+    "label_rmse", "labels_from_positions", "r2_score", "r2_scores", "z_axis",
 ]

@@ -111,12 +111,22 @@ def _find_peaks(rho: np.ndarray, z0: float, dz: float, predicted: np.ndarray, ha
 
 
 def _areas(rho: np.ndarray, z0: float, dz: float, centre: np.ndarray, half_width: float) -> np.ndarray:
-    """∫ rho dz over [centre − half_width, centre + half_width] per row (trapezoid on the samples)."""
-    nz = rho.shape[1]
-    width = round(half_width / dz)
-    index = np.clip(np.round((centre - z0) / dz).astype(np.int64)[:, None] + np.arange(-width, width + 1), 0, nz - 1)
-    values = np.take_along_axis(rho, index, axis=1)
-    return dz * (values.sum(axis=1) - 0.5 * (values[:, 0] + values[:, -1]))
+    """∫ rho dz over [centre − half_width, centre + half_width] per row of rho (n, nz), centre (n,).
+
+    The trapezoid rule's running integral, interpolated linearly at both ends (so the result does not jump
+    when a window edge crosses a sample).
+    """
+    n, nz = rho.shape
+    running = np.zeros((n, nz))
+    np.cumsum(0.5 * dz * (rho[:, 1:] + rho[:, :-1]), axis=1, out=running[:, 1:])
+    rows = np.arange(n)
+
+    def running_at(z: np.ndarray) -> np.ndarray:
+        t = np.clip((z - z0) / dz, 0, nz - 1.000001)
+        i = np.floor(t).astype(np.int64)
+        return running[rows, i] + (t - i) * (running[rows, i + 1] - running[rows, i])
+
+    return running_at(centre + half_width) - running_at(centre - half_width)
 
 
 # ----------------------------------------------------------------- walk

@@ -88,6 +88,22 @@ def r2_scores(true: Mapping[str, np.ndarray], predicted: Mapping[str, np.ndarray
     return per_label, {group: float(np.mean(values)) for group, values in groups.items()}, counts
 
 
+def label_rmse(true: Mapping[str, np.ndarray], predicted: Mapping[str, np.ndarray], preset: PerovskitePreset,
+               outlier_rule: bool = True) -> dict[str, float]:
+    """Root-mean-square error of each label over the structures where it exists (the paper's Fig. 2b error bars).
+
+    Same treatment of outliers and absent layers as `r2_scores`; units those of the label (Å, or none).
+    """
+    margin = OUTLIER_MARGIN if outlier_rule else np.inf
+    corrected, _ = apply_outlier_rule(predicted, preset, margin, true=true)
+    out = {}
+    for spec in preset.label_specs():
+        t = _column(true, spec.name)
+        keep = np.isfinite(t)
+        out[spec.name] = float(np.sqrt(np.mean((corrected[spec.name][keep] - t[keep]) ** 2))) if keep.any() else np.nan
+    return out
+
+
 def _column(labels: Mapping[str, np.ndarray], name: str) -> np.ndarray:
     if name not in labels:
         raise ValueError(f"label {name!r} is missing (got {', '.join(list(labels)[:6])}, …)")
