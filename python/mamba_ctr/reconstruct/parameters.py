@@ -239,6 +239,36 @@ class ParameterSpace:
             x[:, self.block("occupancy")] = values["occ_top"][:, None]
         return x
 
+    def perturbed(self, x, rng: np.random.Generator, d_rmse: float = 0.015, p_rmse: float = 0.05) -> np.ndarray:
+        """(n, P) `x` with the errors of an estimate whose d and c labels have RMSE ≈ d_rmse (Å).
+
+        Models an estimate that measures absolute atom heights (as peak positions in a density do): every
+        A plane Z_j (j ≥ 2; Z_1 = c_0 is fixed) and every small atom's absolute height get independent
+        N(0, (d_rmse/√2)²) errors, so their differences (the c and d labels) have RMSE ≈ d_rmse (d_rmse/√2
+        in layer 1, above the fixed layer 0) and errors do not add up along the film. p and the top
+        occupancy get N(0, p_rmse²). The result is clipped into the bounds.
+        """
+        x = self.check(x)
+        n, top = x.shape[0], self.n_free_layers
+        layers = self.layers(x)
+        c = layers["c"][:, : top + 1]
+        planes = np.concatenate([np.zeros((n, 1)), np.cumsum(c, axis=1)], axis=1)  # Z_0 .. Z_top, Z_top + c_top
+        sigma = d_rmse / np.sqrt(2)
+        new_planes = planes.copy()
+        new_planes[:, 2:] += rng.normal(0.0, sigma, (n, top))  # Z_1 = c_0 is fixed by the nominal layer 0
+        new_c = np.diff(new_planes, axis=1)
+        out = x.copy()
+        out[:, self.block("c")] = new_c[:, 1:]
+        for _, kind, _ in _Z_SITES:
+            key = "z_Ox" if kind == "z_Oeq" else kind
+            height = planes[:, 1: top + 1] + c[:, 1:] * layers[key][:, 1: top + 1]
+            height = height + rng.normal(0.0, sigma, height.shape)
+            out[:, self.block(kind)] = (height - new_planes[:, 1: top + 1]) / new_c[:, 1:]
+        out[:, self.block("p")] += rng.normal(0.0, p_rmse, (n, 4))
+        if self.preset.rough_top:
+            out[:, self.block("occupancy")] += rng.normal(0.0, p_rmse, (n, 1))
+        return self.clip(out)
+
     def start_vectors(self, start, n: int) -> np.ndarray:
         """(n, P) start vectors from None (nominal), a (P,) or (n, P) array, Structures or a labels mapping."""
         if start is None:
