@@ -130,9 +130,14 @@ def _areas(rho: np.ndarray, z0: float, dz: float, centre: np.ndarray, half_width
 
 
 # ----------------------------------------------------------------- walk
+def _nominal_c(preset: PerovskitePreset) -> np.ndarray:
+    """(J,) nominal layer heights, Å (SrTiO3 up to the interface, LaAlO3 above)."""
+    return preset.parameters(preset.nominal())["c"][0]
+
+
 def _density_for(U: np.ndarray, grid: Grid, preset: PerovskitePreset, settings: ExtractionSettings) -> ColumnDensity:
     """Column densities over the z range of the preset's thickest film (plus the search margins)."""
-    top = float(np.sum(preset._c_center()[:-1])) + preset.n_layers * preset.delta_c
+    top = float(np.sum(_nominal_c(preset)[:-1])) + preset.n_layers * preset.delta_c
     margin = 2 * settings.a_search + 2.0
     density_settings = replace(settings.density, z_min=min(settings.density.z_min, -margin), z_max=top + 4 + margin)
     if density_settings.l0 == "vacuum" and density_settings.vacuum is None:
@@ -157,7 +162,7 @@ def _walk(density: ColumnDensity, preset: PerovskitePreset, settings: Extraction
     """Follow the A peaks up the stack, then read the small atoms of every layer found."""
     rho, z0, dz = density.rho, float(density.z[0]), density.dz
     n, J = rho.shape[0], preset.n_layers
-    nominal_c = preset._c_center()
+    nominal_c = _nominal_c(preset)
     a_height, a_weight = np.full((n, J), np.nan), np.full((n, J), np.nan)
     present = np.ones(n, dtype=bool)
     surely_present = preset.n_sub + preset.film_layers[0]  # layers up to here exist in every structure
