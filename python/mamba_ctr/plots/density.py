@@ -45,8 +45,8 @@ def plot_density_slices(x: np.ndarray, z: np.ndarray, truth: np.ndarray, predict
         if array.shape != (len(y), x.size, z.size):
             raise ValueError(f"{name} must have shape (len(y), nx, nz) = {(len(y), x.size, z.size)}, got {array.shape}")
     plt = _pyplot()
-    fig, axes = plt.subplots(len(y), len(panels), figsize=(3.2 * len(panels) + 1.2, 2.2 + 0.09 * np.ptp(z)),
-                             squeeze=False, sharey=True)
+    size = (3.2 * len(panels) + 1.2, 1.0 + len(y) * (1.2 + 0.05 * np.ptp(z)))
+    fig, axes = plt.subplots(len(y), len(panels), figsize=size, squeeze=False, sharey=True, layout="constrained")
     for row, y_value in enumerate(y):
         limit = max(float(np.max(np.abs(array[row]))) for _, array in panels) or 1.0
         for column, (name, array) in enumerate(panels):
@@ -57,7 +57,7 @@ def plot_density_slices(x: np.ndarray, z: np.ndarray, truth: np.ndarray, predict
             ax.set_xlabel("x (fraction of a)")
             if column == 0:
                 ax.set_ylabel("z (Å)")
-        fig.colorbar(image, ax=list(axes[row]), label="ρ (e/Å³)", shrink=0.9)
+        fig.colorbar(image, ax=list(axes[row]), label="ρ (e/Å³)")
     if title:
         fig.suptitle(title)
     return _finish(fig, path)
@@ -94,7 +94,9 @@ def plot_extracted_labels(preset: PerovskitePreset, truth: Mapping[str, float], 
             if name not in mapping:
                 raise ValueError(f"{what} lacks label {name!r}")
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(groups), figsize=(3.0 * len(groups), 3.4), squeeze=False)
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, len(groups), figsize=(3.0 * len(groups), 3.4), squeeze=False, layout="constrained")
     for ax, (group, entries) in zip(axes[0], groups.items(), strict=True):
         layers = np.array([layer for layer, _ in entries])
         names = [name for _, name in entries]
@@ -106,10 +108,10 @@ def plot_extracted_labels(preset: PerovskitePreset, truth: Mapping[str, float], 
         ax.set_title(_GROUP_TITLES.get(group, group), fontsize=9)
         ax.set_xlabel("mixing layer i" if group == "p" else "layer j")
         ax.set_ylabel("" if group in ("p", "occupancy") else "Å")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0, 0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return _finish(fig, path)
 
 
