@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.linalg import eigh
 from scipy.optimize import differential_evolution
 
 from ..physics.presets import PerovskitePreset
@@ -143,7 +144,7 @@ def fit_intensity(
     scale: str = "none", sigma=None, weight_by_sigma: bool = False, mask=None, n_starts: int = 1, seed: int = 0,
     index: int = 0, stop_cost: float | None = None, global_search: bool = False,
     global_options: GlobalOptions | None = None, space: ParameterSpace | None = None,
-    options: SolverOptions | None = None, backend: str | None = "auto", threads: int = 0,
+    options: SolverOptions | None = None, backend: str | None = "auto", threads: int = 1,
     keep_jacobian: bool = False,
 ) -> IntensityFit:
     """Fit the structure parameters of `preset` to measured intensities of one structure.
@@ -168,7 +169,8 @@ def fit_intensity(
             its population), then a local least-squares polish from its best member (n_starts must be 1).
         space: a ParameterSpace instead of ParameterSpace(preset, n_film) (e.g. widened bounds).
         options: SolverOptions of the local fits.
-        backend, threads: as for `simulate`.
+        backend, threads: as for `simulate`; one thread by default (each call simulates only P structures,
+            where OpenMP gains little and loses much on a busy machine: run several processes instead).
         keep_jacobian: keep the Jacobian and residuals at the solution in the result.
 
     Returns:
@@ -179,7 +181,7 @@ def fit_intensity(
     I_obs, used, sigma_array = _check_intensities(I, sigma, mask, preset, transform)
     x0 = space.start_vectors(start, 1)[0]
     residual = IntensityResidual(I_obs, used, transform, scale,
-                                 _sigma_weights(I_obs, sigma_array, transform) if weight_by_sigma else None)
+                                 _sigma_weights(I_obs, sigma_array, used, transform) if weight_by_sigma else None)
     problem = SimulatedLeastSquares(space, residual, quantity="intensity", backend=backend, threads=threads,
                                     options=options)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
@@ -287,15 +289,19 @@ def parameter_uncertainties(jacobian: np.ndarray, residuals: np.ndarray, dof: in
         residuals: (m,) residuals at the solution.
         dof: degrees of freedom (points − parameters − scale factors).
     """
-    _, s, Vt = np.linalg.svd(jacobian, full_matrices=False)
-    if s.size == 0 or s[0] == 0:
+    jacobian = np.asarray(jacobian, dtype=np.float64)
+    residuals = np.asarray(residuals, dtype=np.float64)
+    if jacobian.ndim != 2 or residuals.shape != (jacobian.shape[0],):
+        raise ValueError(f"need a (m, P) Jacobian and (m,) residuals, got {jacobian.shape} and {residuals.shape}")
+    # eigenvalues of the small P × P matrix JᵀJ are the squared singular values of J (an SVD of J costs more)
+    eigenvalues, vectors = eigh(jacobian.T @ jacobian)  # scipy's: numpy's is 100× slower on a busy machine
+    if eigenvalues.size == 0 or eigenvalues[-1] <= 0:
         return np.full(jacobian.shape[1], np.inf)
-    kept = s > _NULL_RCOND * s[0]
+    kept = eigenvalues > _NULL_RCOND**2 * eigenvalues[-1]
     variance = float(residuals @ residuals) / max(dof, 1)
-    covariance_diag = (Vt[kept].T ** 2) @ (1.0 / s[kept] ** 2)
-    sigma = np.sqrt(covariance_diag * variance)
-    in_null = (Vt[~kept] ** 2).sum(axis=0) > 1e-6
-    return np.where(in_null, np.inf, sigma)
+    covariance_diag = (vectors[:, kept] ** 2) @ (1.0 / eigenvalues[kept])
+    in_null = (vectors[:, ~kept] ** 2).sum(axis=1) > 1e-6
+    return np.where(in_null, np.inf, np.sqrt(covariance_diag * variance))
 
 
 # ------------------------------------------------------------------ checks
@@ -305,11 +311,11 @@ def _transform(I: np.ndarray, transform: str) -> np.ndarray:
     return np.sqrt(np.maximum(I, 0.0))
 
 
-def _sigma_weights(I_obs: np.ndarray, sigma: np.ndarray, transform: str) -> np.ndarray:
-    """1/σ of ln I (I/σ) or of √I (2√max(I, σ)/σ)."""
-    if transform == "log":
-        return np.maximum(I_obs, 0) / sigma
-    return 2 * np.sqrt(np.maximum(I_obs, sigma)) / sigma
+def _sigma_weights(I_obs: np.ndarray, sigma: np.ndarray, used: np.ndarray, transform: str) -> np.ndarray:
+    """1/σ of ln I (I/σ) or of √I (2√max(I, σ)/σ) at the fitted points, 0 elsewhere."""
+    o, s = np.where(used, I_obs, 1.0), np.where(used, sigma, 1.0)
+    w = np.maximum(o, 0) / s if transform == "log" else 2 * np.sqrt(np.maximum(o, s)) / s
+    return np.where(used, w, 0.0)
 
 
 def _check_choices(transform: str, scale: str, n_starts: int, global_search: bool,

@@ -8,9 +8,9 @@ structures together), so a Jacobian costs about one kernel call on P structures.
 The engine (`SimulatedLeastSquares`, `fit_once`) is shared with the intensity fits of
 `mamba_ctr.baselines.lsq`.
 
-Speed note: least_squares takes an SVD of the (m, P) Jacobian every iteration. With a multi-threaded
-BLAS on a busy machine that SVD can take 20–50× longer than on one thread; set OPENBLAS_NUM_THREADS=1
-(or OMP_NUM_THREADS=1, MKL_NUM_THREADS=1) before starting Python when fitting many structures.
+Speed note: the trust-region subproblems are solved by LSMR (SolverOptions.tr_solver). The "exact" solver
+takes an SVD of the (m, P) Jacobian every iteration, which a multi-threaded BLAS on a busy machine slows
+10–20× (set OPENBLAS_NUM_THREADS=1 before starting Python if you use it).
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class SolverOptions:
         max_nfev: residual evaluations per fit (None: scipy's default, 100 × P).
         fd_step: forward-difference step as a fraction of each parameter's bound width.
         x_scale: "jac" (scale by the Jacobian's column norms) or "bounds" (by the bound widths).
+        tr_solver: "lsmr" (iterative; default) or "exact" (an SVD of the Jacobian per iteration: as robust
+            here, slower, and 10–20× slower again with a multi-threaded BLAS on a busy machine).
     """
 
     xtol: float = 1e-10
@@ -49,6 +51,7 @@ class SolverOptions:
     max_nfev: int | None = 200
     fd_step: float = 1e-7
     x_scale: str = "jac"
+    tr_solver: str = "lsmr"
 
     def __post_init__(self) -> None:
         for name in ("xtol", "ftol", "gtol", "fd_step"):
@@ -62,6 +65,8 @@ class SolverOptions:
             raise ValueError(f"max_nfev must be a positive integer or None, got {self.max_nfev!r}")
         if self.x_scale not in ("jac", "bounds"):
             raise ValueError(f"x_scale must be 'jac' or 'bounds', got {self.x_scale!r}")
+        if self.tr_solver not in ("exact", "lsmr"):
+            raise ValueError(f"tr_solver must be 'exact' or 'lsmr', got {self.tr_solver!r}")
 
 
 @dataclass
@@ -155,7 +160,7 @@ class SimulatedLeastSquares:
     """
 
     def __init__(self, space: ParameterSpace, residual: Residual, *, quantity: str = "field",
-                 backend: str | None = "auto", threads: int = 0, options: SolverOptions | None = None) -> None:
+                 backend: str | None = "auto", threads: int = 1, options: SolverOptions | None = None) -> None:
         if quantity not in ("field", "intensity"):
             raise ValueError(f"quantity must be 'field' or 'intensity', got {quantity!r}")
         if options is not None and not isinstance(options, SolverOptions):
@@ -213,7 +218,7 @@ class SimulatedLeastSquares:
         started = time.perf_counter()
         solution = least_squares(self.fun, x0, jac=self.jac, bounds=(space.lower, space.upper), method="trf",
                                  xtol=options.xtol, ftol=options.ftol, gtol=options.gtol,
-                                 max_nfev=options.max_nfev, x_scale=x_scale, tr_solver="exact")
+                                 max_nfev=options.max_nfev, x_scale=x_scale, tr_solver=options.tr_solver)
         return solution, time.perf_counter() - started
 
     def reset_counters(self) -> None:
@@ -253,7 +258,7 @@ def field_residual(U_obs: np.ndarray, weights: np.ndarray | None = None) -> Resi
 def refine_field(
     U, preset: PerovskitePreset, *, start=None, n_film: int | None = None, weights=None,
     space: ParameterSpace | None = None, options: SolverOptions | None = None,
-    backend: str | None = "auto", threads: int = 0, keep_jacobian: bool = False,
+    backend: str | None = "auto", threads: int = 1, keep_jacobian: bool = False,
 ) -> FitResult:
     """Fit the structure parameters of `preset` to one film field U by bounded least squares.
 
@@ -267,7 +272,8 @@ def refine_field(
         weights: optional (R, NL) non-negative real weights on U_calc − U_obs (0 drops a point).
         space: a ParameterSpace to use instead of ParameterSpace(preset, n_film) (e.g. widened bounds).
         options: SolverOptions.
-        backend, threads: as for `simulate`.
+        backend, threads: as for `simulate`; one thread by default (each call simulates only P structures,
+            where OpenMP gains little and loses much on a busy machine: run several processes instead).
         keep_jacobian: keep the Jacobian and residuals at the solution.
 
     Returns:
@@ -283,7 +289,7 @@ def refine_field(
 def refine_fields(
     U, preset: PerovskitePreset, *, start=None, n_film: int | None = None, weights=None,
     space: ParameterSpace | None = None, options: SolverOptions | None = None,
-    backend: str | None = "auto", threads: int = 0, keep_jacobian: bool = False, progress: bool | None = None,
+    backend: str | None = "auto", threads: int = 1, keep_jacobian: bool = False, progress: bool | None = None,
 ) -> FitBatch:
     """refine_field for n fields U (n, R, NL); `start` may give one start per field ((n, P), n Structures,
     labels of shape (n,)) or one for all.
