@@ -60,9 +60,12 @@ recovered field is the reference film of the iteration with the lowest reference
 of the last one. `cobra_labels` reads the labels of physics.md from it with `mamba_ctr.reconstruct`.
 
 COBRA needs the intensities on the absolute scale of S (the same electron units), a starting film close
-enough that the two-circle roots are mostly right, and a film thin compared with the L step
-(c_ref/ΔL = 156 Å here): on noise-free paper-4L data it brings the film field from 38 % to about 12 % mean
-error, and does worse the thicker the film (benchmarks/test_cobra.py).
+enough that most two-circle roots are right, and a film thin enough that Δq_z · D/2 ≪ 1 rad, i.e.
+D ≪ c_ref / (π ΔL) ≈ 50 Å on the paper grid. Measured on noise-free data from the nominal start
+(benchmarks/test_cobra.py, 48 structures each): mean |ΔU| / |U| 0.40 → 0.12 on paper-4L (label R² 0.91),
+0.59 → 0.39 on paper-12L (R² 0.75), 0.65 → 0.56 on paper-16L (R² 0.49). On the thicker films the
+reference R still falls to 1–2 %: a wrong film inside the support fits the data, so a small R does not
+prove a correct phase there.
 """
 
 from __future__ import annotations
@@ -74,10 +77,10 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from mamba_ctr.physics.grid import Grid
-from mamba_ctr.physics.lowering import substrate_field
-from mamba_ctr.physics.presets import PerovskitePreset
-from mamba_ctr.simulate import simulate
+from ..physics.grid import Grid
+from ..physics.lowering import substrate_field
+from ..physics.presets import PerovskitePreset
+from ..simulate import simulate
 
 _MISSING = complex(np.nan, np.nan)
 _COLUMNS = ((0.0, 0.0), (0.5, 0.5), (0.5, 0.0), (0.0, 0.5))  # fractional in-plane atom columns (physics.md)
@@ -523,7 +526,7 @@ def cobra_labels(intensities, preset: PerovskitePreset, config: CobraConfig | No
     Returns:
         (the CobraBatch, label name → (n,) values from `mamba_ctr.reconstruct.extract_labels`).
     """
-    from mamba_ctr.reconstruct.extract import extract_labels  # downstream of the fields: imported on use
+    from ..reconstruct.extract import extract_labels  # downstream of the fields: imported on use
 
     batch = cobra_batch(intensities, CobraProblem.from_preset(preset), config, progress=progress)
     return batch, extract_labels(batch.film_field, preset.grid, preset)
