@@ -238,7 +238,7 @@ def a_site_references(grid: Grid, preset: PerovskitePreset, settings: Extraction
 @lru_cache(maxsize=16)
 def _references(grid: Grid, preset: PerovskitePreset, settings: ExtractionSettings) -> References:
     films = np.arange(preset.film_layers[0], preset.film_layers[1] + 1)
-    weights = {}
+    weights: dict[float, np.ndarray] = {}
     for sr in (1.0, 0.0):
         rows = []
         for n_film in films:

@@ -32,7 +32,8 @@ def apply_outlier_rule(predicted: Mapping[str, np.ndarray], preset: PerovskitePr
     """
     if not (margin >= 0):
         raise ValueError(f"margin must be a fraction ≥ 0 of the label range, got {margin!r}")
-    corrected, counts = {}, {}
+    corrected: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
     for spec in preset.label_specs():
         values = _column(predicted, spec.name)
         slack = margin * (spec.high - spec.low)
@@ -80,7 +81,8 @@ def r2_scores(true: Mapping[str, np.ndarray], predicted: Mapping[str, np.ndarray
         raise TypeError(f"preset must be a PerovskitePreset, got {type(preset).__name__}")
     margin = OUTLIER_MARGIN if outlier_rule else np.inf
     corrected, counts = apply_outlier_rule(predicted, preset, margin, true=true)
-    per_label, groups = {}, {}
+    per_label: dict[str, float] = {}
+    groups: dict[str, list[float]] = {}
     for spec in preset.label_specs():
         per_label[spec.name] = r2_score(_column(true, spec.name), corrected[spec.name])
         if spec.identifiable and np.isfinite(per_label[spec.name]):
@@ -96,7 +98,7 @@ def label_rmse(true: Mapping[str, np.ndarray], predicted: Mapping[str, np.ndarra
     """
     margin = OUTLIER_MARGIN if outlier_rule else np.inf
     corrected, _ = apply_outlier_rule(predicted, preset, margin, true=true)
-    out = {}
+    out: dict[str, float] = {}
     for spec in preset.label_specs():
         t = _column(true, spec.name)
         keep = np.isfinite(t)
