@@ -43,6 +43,7 @@ from ..reconstruct.refine import (
     fit_once,
     progress_bar,
     resolve_space,
+    single_blas_thread,
 )
 
 TRANSFORMS = ("log", "sqrt")
@@ -187,6 +188,19 @@ def fit_intensity(
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
     starts = np.concatenate([x0[None], space.random(n_starts - 1, rng)])
     started = time.perf_counter()
+    with single_blas_thread():
+        fit = _fit_starts(problem, residual, starts, I_obs, sigma_array, stop_cost, global_search, global_options,
+                          rng)
+    fit.time = time.perf_counter() - started
+    if not keep_jacobian:
+        fit.jacobian = fit.residuals = None
+    return fit
+
+
+def _fit_starts(problem: SimulatedLeastSquares, residual: IntensityResidual, starts: np.ndarray, I_obs: np.ndarray,
+                sigma: np.ndarray, stop_cost: float | None, global_search: bool, global_options: GlobalOptions | None,
+                rng: np.random.Generator) -> IntensityFit:
+    """The best local fit from `starts` (or from the best member of a differential evolution), with statistics."""
     totals = np.zeros(3, dtype=np.int64)
     if global_search:
         de_best, counts = _differential_evolution(problem, starts, global_options or GlobalOptions(), rng)
@@ -203,12 +217,9 @@ def fit_intensity(
         if stop_cost is not None and best.cost <= stop_cost:
             break
     assert best is not None
-    fit = _with_statistics(best, problem, residual, I_obs, sigma_array, space.size)
+    fit = _with_statistics(best, problem, residual, I_obs, sigma, problem.space.size)
     fit.n_evaluations, fit.n_jacobians, fit.n_simulated = (int(v) for v in totals)
-    fit.time = time.perf_counter() - started
     fit.n_starts, fit.best_start = run, -1 if global_search else best_start
-    if not keep_jacobian:
-        fit.jacobian = fit.residuals = None
     return fit
 
 

@@ -8,13 +8,15 @@ structures together), so a Jacobian costs about one kernel call on P structures.
 The engine (`SimulatedLeastSquares`, `fit_once`) is shared with the intensity fits of
 `mamba_ctr.baselines.lsq`.
 
-Speed note: the trust-region subproblems are solved by LSMR (SolverOptions.tr_solver). The "exact" solver
-takes an SVD of the (m, P) Jacobian every iteration, which a multi-threaded BLAS on a busy machine slows
-10–20× (set OPENBLAS_NUM_THREADS=1 before starting Python if you use it).
+Speed note: the matrices of a fit are small (P ≤ ~100 columns), and a multi-threaded BLAS on a busy machine
+makes their products and factorisations 10–20× slower than one thread. Fits therefore run with one BLAS
+thread when threadpoolctl is installed (otherwise set OPENBLAS_NUM_THREADS=1 before starting Python), and
+the trust-region subproblems are solved by LSMR (SolverOptions.tr_solver) rather than an SVD per iteration.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -216,9 +218,10 @@ class SimulatedLeastSquares:
         options, space = self.options, self.space
         x_scale = "jac" if options.x_scale == "jac" else space.upper - space.lower
         started = time.perf_counter()
-        solution = least_squares(self.fun, x0, jac=self.jac, bounds=(space.lower, space.upper), method="trf",
-                                 xtol=options.xtol, ftol=options.ftol, gtol=options.gtol,
-                                 max_nfev=options.max_nfev, x_scale=x_scale, tr_solver=options.tr_solver)
+        with single_blas_thread():
+            solution = least_squares(self.fun, x0, jac=self.jac, bounds=(space.lower, space.upper), method="trf",
+                                     xtol=options.xtol, ftol=options.ftol, gtol=options.gtol,
+                                     max_nfev=options.max_nfev, x_scale=x_scale, tr_solver=options.tr_solver)
         return solution, time.perf_counter() - started
 
     def reset_counters(self) -> None:
@@ -368,6 +371,20 @@ def _check_weights(weights, grid: Grid) -> np.ndarray | None:
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError("weights must be finite and ≥ 0")
     return w
+
+
+_CONTROLLER: list = []  # the threadpoolctl controller, found once (it scans the loaded libraries)
+
+
+def single_blas_thread() -> contextlib.AbstractContextManager:
+    """A context limiting BLAS to one thread (threadpoolctl), or doing nothing where threadpoolctl is absent."""
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            return contextlib.nullcontext()
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 def progress_bar(items: Iterable[int], progress: bool | None, name: str) -> Iterable[int]:
