@@ -380,7 +380,7 @@ def single_blas_thread() -> contextlib.AbstractContextManager:
     """A context limiting BLAS to one thread (threadpoolctl), or doing nothing where threadpoolctl is absent."""
     if not _CONTROLLER:
         try:
-            from threadpoolctl import ThreadpoolController
+            from threadpoolctl import ThreadpoolController  # type: ignore  # optional, may be absent or untyped
         except ImportError:
             return contextlib.nullcontext()
         _CONTROLLER.append(ThreadpoolController())
