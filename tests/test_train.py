@@ -1,5 +1,6 @@
 """mamba_ctr.nn.train and `mamba-ctr train`: tiny runs on a tiny generated dataset."""
 import csv
+import itertools
 import json
 import math
 
@@ -100,3 +101,76 @@ def test_cli_train_bad_input(dataset, tmp_path, capsys, argv, message):
     assert main(["train", *argv, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_one_cycle_lr_warms_up_then_anneals():
+    from mamba_ctr.nn.train import one_cycle_lr
+
+    assert one_cycle_lr(2e-3, 0.0, 0.1) == pytest.approx(2e-3 / 25)
+    assert one_cycle_lr(2e-3, 0.05, 0.1) == pytest.approx((2e-3 / 25 + 2e-3) / 2)
+    assert one_cycle_lr(2e-3, 0.1, 0.1) == pytest.approx(2e-3)
+    assert one_cycle_lr(2e-3, 0.55, 0.1) == pytest.approx((2e-3 + 2e-7) / 2)
+    assert one_cycle_lr(2e-3, 1.0, 0.1) == pytest.approx(2e-7)
+    lrs = [one_cycle_lr(1.0, t / 100, 0.1) for t in range(10, 101)]
+    assert all(a >= b for a, b in itertools.pairwise(lrs))
+
+
+def test_train_onecycle_adamw_val_every_and_time_schedule(dataset, tmp_path):
+    config = dict(data=dataset, arch="rods", arch_kwargs=SMALL, epochs=2, batch_size=20, optimizer="adamw",
+                  weight_decay=0.01, lr=2e-3, schedule="onecycle", val_every=4, progress=False)
+    history = train(TrainConfig(out=tmp_path / "steps", **config))
+    # 9 batches per epoch: validation after batches 4 and 8 and at the end of each epoch
+    assert [(row["epoch"], row["batches"]) for row in history] == [(1, 4), (1, 8), (1, 9), (2, 4), (2, 8), (2, 9)]
+    from mamba_ctr.nn.train import one_cycle_lr
+
+    assert history[-1]["lr"] == pytest.approx(one_cycle_lr(2e-3, 17 / 18, 0.05))  # the last step's: nearly annealed
+    assert history[0]["lr"] < 2e-3 and max(row["lr"] for row in history) <= 2e-3
+    with open(tmp_path / "steps" / "history.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 6
+    # a wall-time schedule ends training when its time is spent, annealed, whatever the epochs
+    timed = train(TrainConfig(out=tmp_path / "time", schedule_minutes=1e-6, **{**config, "epochs": 30}))
+    assert len(timed) == 1 and timed[0]["samples_seen"] == 20 and not timed[0]["complete"]
+    assert timed[0]["lr"] == pytest.approx(2e-3 / 25)  # its one step was at progress 0
+
+
+@pytest.mark.parametrize("field, value, message", [("optimizer", "sgd", "optimizer must be"),
+                                                   ("schedule", "cosine", "schedule must be"),
+                                                   ("schedule_minutes", 0, "schedule_minutes must be > 0"),
+                                                   ("warmup", 1.0, "warmup must be"),
+                                                   ("weight_decay", -1, "weight_decay must be")])
+def test_train_config_rejects_bad_optimisation_settings(dataset, tmp_path, field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(data=dataset, out=tmp_path, **{field: value})
+
+
+def test_predict_field_and_export_round_trip(dataset, tmp_path):
+    import numpy as np
+
+    from mamba_ctr.data.hdf5 import read_rods
+    from mamba_ctr.nn.checkpoint import export_checkpoint
+    from mamba_ctr.nn.predict import predict_field
+
+    train(TrainConfig(data=dataset, arch="rods", arch_kwargs=SMALL, epochs=1, batch_size=60, out=tmp_path / "run",
+                      progress=False))
+    checkpoint = load_checkpoint(tmp_path / "run" / "best")
+    from mamba_ctr.simulate import network_input
+
+    grid, intensity, _, _ = read_rods(dataset)
+    intensity = intensity[:5]
+    U = predict_field(checkpoint, intensity)
+    assert U.shape == (5, 16, 240) and U.dtype == np.complex128 and np.all(np.isfinite(U))
+    # the networks' outputs, de-standardised: the same as running the model by hand
+    x = torch.from_numpy(checkpoint.normalisation.apply_x(network_input(intensity.astype(float), grid.bragg)))
+    with torch.no_grad():
+        y = checkpoint.models["both"].eval()(x).double().numpy()
+    np.testing.assert_allclose(U, checkpoint.normalisation.invert_targets(y[:, :16], y[:, 16:]), rtol=1e-5,
+                               atol=1e-6 * np.abs(U).max())
+    meta = export_checkpoint(tmp_path / "run" / "best", tmp_path / "shipped" / "m", extra={"test_mae": 0.5})
+    shipped = load_checkpoint(meta)
+    assert json.loads(meta.read_text())["weights_dtype"] == "float16" and shipped.metadata["test_mae"] == 0.5
+    half = predict_field(shipped, intensity)
+    assert np.abs(half - U).max() < 0.02 * np.abs(U).max()  # float16 weights change U by well under 2 %
+    with pytest.raises(ValueError, match="on the model's grid"):
+        predict_field(checkpoint, intensity[:, :, :100])
+    with pytest.raises(ValueError, match="finite and > 0"):
+        predict_field(checkpoint, -intensity)

@@ -297,7 +297,16 @@ def main_train(argv: list[str]) -> int:
     parser.add_argument("--target", default="both", choices=["real", "imag", "both"])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32, dest="batch_size")
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (the peak with --schedule onecycle)")
+    parser.add_argument("--optimizer", default="adam", choices=["adam", "adamw"], help="adam (the paper's) or adamw")
+    parser.add_argument("--weight-decay", type=float, default=0.0, dest="weight_decay")
+    parser.add_argument("--schedule", default="constant", choices=["constant", "onecycle"],
+                        help="constant lr (the paper's) or one-cycle: warm-up, then cosine annealing to the end")
+    parser.add_argument("--schedule-minutes", type=float, dest="schedule_minutes",
+                        help="onecycle: anneal over this much training wall time (else over --epochs)")
+    parser.add_argument("--val-every", type=int, default=0, dest="val_every",
+                        help="also validate and checkpoint every N batches (0: once per epoch)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the networks")
     parser.add_argument("--val-fraction", type=float, default=0.1, dest="val_fraction")
     parser.add_argument("--split-seed", type=int, default=0, dest="split_seed")
     parser.add_argument("--samples-per-epoch", type=int, default=90_000, dest="samples_per_epoch",

@@ -27,7 +27,7 @@ from ..data.torch_data import Normalisation
 from ..physics import Grid
 from . import build
 
-__all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = ["Checkpoint", "export_checkpoint", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "mamba-ctr-checkpoint"
 FORMAT_VERSION = 1
@@ -165,3 +165,22 @@ def load_checkpoint(path: str | os.PathLike, *, grid: Grid | None = None, preset
     if optimizer_state and optim_path.is_file():
         states = torch.load(optim_path, map_location=map_location, weights_only=True)
     return Checkpoint(models, metadata, Normalisation.from_dict(metadata["normalisation"]), stored_grid, states)
+
+
+def export_checkpoint(source: str | os.PathLike, destination: str | os.PathLike, *, half: bool = True,
+                      extra: dict[str, Any] | None = None) -> Path:
+    """Copy a checkpoint for distribution: weights as a torch.save'd dict of tensors (float16 when `half`,
+    loaded back into float32 networks), no optimizer state, metadata plus `extra` (e.g. measured test MAE,
+    the command that trained it). Returns the new STEM.json."""
+    checkpoint = load_checkpoint(source)
+    stem = _stem(destination)
+    tensors = {f"{name}.{key}": (value.half() if half and value.is_floating_point() else value).contiguous()
+               for name, model in checkpoint.models.items() for key, value in model.state_dict().items()}
+    weights = stem.with_name(stem.name + ".pt")
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    _replace_into(weights, lambda p: torch.save(tensors, p))
+    metadata = {**checkpoint.metadata, **_jsonable(extra or {}), "weights": weights.name,
+                "weights_dtype": "float16" if half else "float32"}
+    meta_path = stem.with_name(stem.name + ".json")
+    _replace_into(meta_path, lambda p: p.write_text(json.dumps(metadata, indent=1)))
+    return meta_path

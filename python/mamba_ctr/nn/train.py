@@ -42,6 +42,8 @@ from .checkpoint import load_checkpoint, save_checkpoint
 __all__ = ["TrainConfig", "train"]
 
 TARGETS = ("real", "imag", "both")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("constant", "onecycle")
 PAPER_BEST_VAL_MAE = 0.124  # the authors' best validation MAE (z-score units; 0.1240 Re, 0.1231 Im)
 
 
@@ -68,6 +70,13 @@ class TrainConfig:
         resume: continue from out/last.*.
         progress: tqdm bar (None: only when stderr is a terminal).
         threads: torch CPU threads (0: leave torch's default).
+        optimizer: "adam" (the paper's) or "adamw" (decoupled weight decay `weight_decay`).
+        schedule: "constant" (the paper's) or "onecycle": linear warm-up from lr/25 to lr over the first `warmup`
+            fraction, then cosine annealing to lr/1e4 at the end of training. The end is `epochs` complete epochs,
+            or, with `schedule_minutes`, that much training wall time (summed over resumed parts), whichever
+            comes first: a time-budgeted run anneals fully within its budget.
+        val_every: also validate (and write a resumable checkpoint) every this many batches (0: per epoch only).
+        compile: torch.compile the networks.
     """
 
     data: Path | None = None
@@ -95,6 +104,13 @@ class TrainConfig:
     resume: bool = False
     progress: bool | None = None
     threads: int = 0
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup: float = 0.05
+    schedule_minutes: float | None = None
+    val_every: int = 0
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if (self.data is None) == (self.stream is None):
@@ -121,8 +137,19 @@ class TrainConfig:
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ValueError(f"max_minutes must be > 0, got {self.max_minutes!r}")
+        for name in ("max_minutes", "schedule_minutes"):
+            value = getattr(self, name)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"weight_decay must be ≥ 0, got {self.weight_decay!r}")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
+        check_count("val_every", self.val_every, 0)
         self.arch_kwargs = dict(self.arch_kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -185,27 +212,77 @@ def _stream_data(config: TrainConfig, normalisation: Normalisation | None) -> _D
     return _Data(preset.grid, preset.to_dict(), normalisation, config.samples_per_epoch, preset_object=preset)
 
 
-class _Batches:
-    """The training batches of epoch `epoch`, from batch `skip` on; and the validation batches."""
+@dataclass(frozen=True)
+class _Ranks:
+    """This process's place in a torchrun job (rank 0 of 1 without one)."""
 
-    def __init__(self, config: TrainConfig, data: _Data) -> None:
-        self.config, self.data = config, data
+    rank: int = 0
+    world: int = 1
+    initialised_here: bool = False
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _distributed(config: TrainConfig) -> tuple[_Ranks, torch.device]:
+    """Join the torchrun process group (NCCL on GPUs, gloo on the CPU) when WORLD_SIZE > 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = _device(config.device)
+    if world <= 1:
+        return _Ranks(), device
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    initialise = not dist.is_initialized()
+    if initialise:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return _Ranks(dist.get_rank(), dist.get_world_size(), initialise), device
+
+
+class _Batches:
+    """The training batches of epoch `epoch`, from (global) batch `skip` on; and the validation batches.
+
+    With W ranks a global batch is W × batch_size structures, rank r taking every W-th of them; the epoch's
+    ragged tail is dropped so that every rank does the same number of steps.
+    """
+
+    def __init__(self, config: TrainConfig, data: _Data, ranks: _Ranks) -> None:
+        self.config, self.data, self.ranks = config, data, ranks
         if config.data is not None:
             self.train_set = RodsH5Dataset(config.data, data.train_indices, data.normalisation)
-            self.val_set = RodsH5Dataset(config.data, data.val_indices, data.normalisation)
+            val = data.val_indices[ranks.rank::ranks.world]  # type: ignore[index]
+            self.val_set = RodsH5Dataset(config.data, val, data.normalisation)
+
+    @property
+    def global_batch(self) -> int:
+        return self.config.batch_size * self.ranks.world
 
     def n_batches(self) -> int:
-        return math.ceil(self.data.n_train / self.config.batch_size)
+        if self.ranks.world == 1:
+            return math.ceil(self.data.n_train / self.config.batch_size)
+        n = self.data.n_train // self.global_batch
+        if n < 1:
+            raise ValueError(f"{self.data.n_train} training structures do not fill one global batch of "
+                             f"{self.ranks.world} ranks × {self.config.batch_size}")
+        return n
 
     def train(self, epoch: int, skip: int):
-        c = self.config
+        c, (rank, world) = self.config, (self.ranks.rank, self.ranks.world)
         if c.data is not None:
-            order = np.random.default_rng([c.seed, epoch]).permutation(len(self.train_set))[skip * c.batch_size:]
+            order = np.random.default_rng([c.seed, epoch]).permutation(len(self.train_set))
+            order = order[skip * self.global_batch:]
+            if world > 1:
+                steps = len(order) // self.global_batch
+                order = order[:steps * self.global_batch].reshape(steps, c.batch_size, world)[:, :, rank].ravel()
             return DataLoader(self.train_set, batch_size=c.batch_size, sampler=order.tolist(),
                               num_workers=c.num_workers, persistent_workers=False)
         base = c.pilot_samples + c.val_samples + (epoch - 1) * c.samples_per_epoch
-        stream = SimulatedRods(self.data.preset_object, c.stream_seed, base + skip * c.batch_size,
-                               base + c.samples_per_epoch, c.batch_size, self.data.normalisation)
+        end = base + (c.samples_per_epoch if world == 1 else self.n_batches() * self.global_batch)
+        stream = SimulatedRods(self.data.preset_object, c.stream_seed, base + skip * self.global_batch, end,
+                               c.batch_size, self.data.normalisation, rank=rank, world_size=world)
         return DataLoader(stream, batch_size=None, num_workers=c.num_workers)
 
     def val(self):
@@ -214,7 +291,8 @@ class _Batches:
             return DataLoader(self.val_set, batch_size=max(c.batch_size, 64), shuffle=False,
                               num_workers=c.num_workers)
         stream = SimulatedRods(self.data.preset_object, c.stream_seed, c.pilot_samples,
-                               c.pilot_samples + c.val_samples, max(c.batch_size, 64), self.data.normalisation)
+                               c.pilot_samples + c.val_samples, max(c.batch_size, 64), self.data.normalisation,
+                               rank=self.ranks.rank, world_size=self.ranks.world)
         return DataLoader(stream, batch_size=None, num_workers=c.num_workers)
 
 
@@ -261,8 +339,46 @@ def _autocast(config: TrainConfig, device: torch.device):
     return contextlib.nullcontext, None
 
 
+def _optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+
+
+def one_cycle_lr(peak: float, progress: float, warmup: float) -> float:
+    """Learning rate of the one-cycle schedule at `progress` ∈ [0, 1] of training: linear warm-up from peak/25
+    over the first `warmup` fraction, then cosine annealing to peak/1e4."""
+    progress = min(max(progress, 0.0), 1.0)
+    start, end = peak / 25, peak / 1e4
+    if progress < warmup:
+        return start + (peak - start) * progress / warmup
+    t = (progress - warmup) / (1 - warmup)
+    return end + 0.5 * (peak - end) * (1 + math.cos(math.pi * t))
+
+
+class _Schedule:
+    """The learning rate for the next step, from the steps done and the training wall time spent."""
+
+    def __init__(self, config: TrainConfig, steps_per_epoch: int) -> None:
+        self.config = config
+        self.total_steps = config.epochs * steps_per_epoch
+        self.total_seconds = None if config.schedule_minutes is None else config.schedule_minutes * 60
+
+    def progress(self, steps_done: int, wall_s: float) -> float:
+        by_steps = steps_done / self.total_steps
+        return by_steps if self.total_seconds is None else max(by_steps, wall_s / self.total_seconds)
+
+    def lr(self, steps_done: int, wall_s: float) -> float:
+        if self.config.schedule == "constant":
+            return self.config.lr
+        return one_cycle_lr(self.config.lr, self.progress(steps_done, wall_s), self.config.warmup)
+
+    def finished(self, steps_done: int, wall_s: float) -> bool:
+        return self.config.schedule == "onecycle" and self.progress(steps_done, wall_s) >= 1
+
+
 # ------------------------------------------------------------------------------------------ outputs
-_COLUMNS = ["epoch", "batches", "complete", "samples_seen", "wall_s", "train_mae", "val_mae", "val_mae_real",
+_COLUMNS = ["epoch", "batches", "complete", "samples_seen", "wall_s", "lr", "train_mae", "val_mae", "val_mae_real",
             "val_mae_imag", "best"]
 
 
@@ -314,6 +430,10 @@ def _validate(arch: str, models: dict, loader, device, autocast) -> dict[str, fl
                 else:
                     sums[head] += (pred - _target(head, re, im)).abs().sum().item()
             count += re.numel()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        totals = torch.tensor([sums["real"], sums["imag"], float(count)], dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(totals)
+        sums["real"], sums["imag"], count = totals[0].item(), totals[1].item(), int(totals[2].item())
     parts = {k: v / count for k, v in sums.items() if k in models or "both" in models}
     return {"val_mae_real": parts.get("real", math.nan), "val_mae_imag": parts.get("imag", math.nan),
             "val_mae": float(np.mean(list(parts.values())))}
@@ -322,7 +442,15 @@ def _validate(arch: str, models: dict, loader, device, autocast) -> dict[str, fl
 def train(config: TrainConfig) -> list[dict]:
     """Train as `config` says; returns the history (one dict per epoch or budget-stopped part, the CSV's rows)."""
     start_time = time.perf_counter()
-    device = _device(config.device)
+    ranks, device = _distributed(config)
+    try:
+        return _train(config, ranks, device, start_time)
+    finally:
+        if ranks.initialised_here:
+            torch.distributed.destroy_process_group()
+
+
+def _train(config: TrainConfig, ranks: _Ranks, device: torch.device, start_time: float) -> list[dict]:
     if config.threads:
         torch.set_num_threads(config.threads)
     out = config.out
@@ -351,7 +479,10 @@ def train(config: TrainConfig) -> list[dict]:
     data = (_file_data if config.data is not None else _stream_data)(config, normalisation)
     if resumed is not None and not resumed.grid.same_as(data.grid):
         raise ValueError(f"cannot resume: {out} was trained on another grid")
-    out.mkdir(parents=True, exist_ok=True)
+    if ranks.world > 1:
+        torch.distributed.barrier()  # every rank has checked `out` before rank 0 writes to it
+    if ranks.main:
+        out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(config.seed)
     rods = data.grid.shape[0]
@@ -363,13 +494,22 @@ def train(config: TrainConfig) -> list[dict]:
         arch_kwargs = resumed.metadata["arch_kwargs"]
     else:
         models = {h: build(config.arch, **arch_kwargs).to(device) for h in heads}
-    optimizers = {h: torch.optim.Adam(m.parameters(), lr=config.lr, betas=config.betas) for h, m in models.items()}
+    optimizers = {h: _optimizer(config, m) for h, m in models.items()}
+    # torch.compile wraps the modules for the forward passes; the plain modules are what checkpoints store
+    runners = dict(models)
+    if ranks.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.index] if device.type == "cuda" else None
+        runners = {h: DistributedDataParallel(m, device_ids=ids) for h, m in runners.items()}
+    if config.compile:
+        runners = {h: torch.compile(m) for h, m in runners.items()}
     if resumed is not None:
         for h, optimizer in optimizers.items():
             optimizer.load_state_dict(resumed.optimizer_states[h])
     autocast, make_scaler = _autocast(config, device)
     scalers = {h: make_scaler() for h in models} if make_scaler is not None else {}
-    batches = _Batches(config, data)
+    batches = _Batches(config, data, ranks)
     n_batches = batches.n_batches()
 
     last = history[-1] if history else None
@@ -379,16 +519,59 @@ def train(config: TrainConfig) -> list[dict]:
     best = min((row["val_mae"] for row in history), default=math.inf)
     wall_before = last["wall_s"] if last else 0.0
     budget = None if config.max_minutes is None else config.max_minutes * 60
-    show = sys.stderr.isatty() if config.progress is None else config.progress
+    show = ranks.main and (sys.stderr.isatty() if config.progress is None else config.progress)
     n_params = sum(count_parameters(m) for m in models.values())
 
     def save(stem: str, row_history: list[dict]) -> None:
+        if not ranks.main:
+            return
         save_checkpoint(out / stem, models, arch=config.arch, arch_kwargs=arch_kwargs, grid=data.grid,
                         normalisation=data.normalisation, preset=data.preset, history=row_history,
                         optimizers=optimizers if stem == "last" else None,
                         extra={"train_config": config.to_dict(), "parameters": n_params})
 
-    stopped = False
+    schedule = _Schedule(config, n_batches)
+
+    def wall() -> float:
+        return wall_before + time.perf_counter() - start_time
+
+    def stop_now(done: int) -> tuple[bool, float]:
+        """(stop?, wall time) as rank 0 sees them: every rank must take the same decision and learning rate."""
+        elapsed = wall()
+        out_of_time = budget is not None and time.perf_counter() - start_time > budget
+        if ranks.world > 1:
+            flags = torch.tensor([float(out_of_time), elapsed], dtype=torch.float64)
+            torch.distributed.broadcast(flags, 0)
+            out_of_time, elapsed = bool(flags[0].item()), float(flags[1].item())
+        return out_of_time or schedule.finished((epoch - 1) * n_batches + done, elapsed), elapsed
+
+    def record(epoch: int, done: int, loss_sum: float, loss_count: int) -> dict:
+        """Validate, append a history row, write the checkpoints and curves."""
+        nonlocal best
+        val = _validate(config.arch, runners, batches.val(), device, autocast)
+        for model in models.values():
+            model.train()
+        row = {"epoch": epoch, "batches": done, "complete": done >= n_batches, "samples_seen": samples_seen,
+               "wall_s": round(wall(), 3), "lr": next(iter(optimizers.values())).param_groups[0]["lr"],
+               "train_mae": loss_sum / loss_count if loss_count else math.nan, **val, "best": False}
+        if val["val_mae"] < best:
+            best = val["val_mae"]
+            row["best"] = True
+        history.append(row)
+        if row["best"]:
+            save("best", history)
+        save("last", history)
+        if ranks.main:
+            _write_curves(out, history)
+        if config.progress is not False and ranks.main:
+            print(f"epoch {epoch} ({done}/{n_batches} batches, {row['wall_s'] / 60:.1f} min): train MAE "
+                  f"{row['train_mae']:.4f}, val MAE {val['val_mae']:.4f}{' (best)' if row['best'] else ''}",
+                  file=sys.stderr)
+        return row
+
+    # from the recorded history (the same on every rank); a fresh budget allows at least one step
+    synced_wall = wall_before
+    stopped = schedule.finished((epoch - 1) * n_batches + skip, synced_wall)
     while epoch <= config.epochs and not stopped:
         from tqdm.auto import tqdm
 
@@ -398,10 +581,13 @@ def train(config: TrainConfig) -> list[dict]:
         bar = tqdm(total=n_batches, initial=skip, desc=f"epoch {epoch}/{config.epochs}", disable=not show,
                    leave=False, unit="batch")
         for x, re, im in batches.train(epoch, skip):
+            lr = schedule.lr((epoch - 1) * n_batches + done, synced_wall)
             x, re, im = x.to(device, non_blocking=True), re.to(device), im.to(device)
             losses = []
-            for head, model in models.items():
+            for head, model in runners.items():
                 optimizer = optimizers[head]
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
                 optimizer.zero_grad(set_to_none=True)
                 with autocast():
                     loss = torch.nn.functional.l1_loss(_forward(config.arch, model, x).float(), _target(head, re, im))
@@ -419,31 +605,19 @@ def train(config: TrainConfig) -> list[dict]:
                 raise RuntimeError(f"the training loss is {batch_loss} at epoch {epoch}, batch {done + 1}")
             loss_sum += batch_loss * x.shape[0]
             loss_count += x.shape[0]
-            samples_seen += x.shape[0]
+            samples_seen += x.shape[0] * ranks.world
             done += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / loss_count:.4f}")
-            if budget is not None and time.perf_counter() - start_time > budget and done < n_batches:
-                stopped = True
+            bar.set_postfix(loss=f"{loss_sum / loss_count:.4f}", lr=f"{lr:.2g}")
+            stopped, synced_wall = stop_now(done)
+            if stopped and done < n_batches:
                 break
+            if config.val_every and done % config.val_every == 0 and done < n_batches:
+                record(epoch, done, loss_sum, loss_count)
+                loss_sum, loss_count = 0.0, 0
         bar.close()
-        val = _validate(config.arch, models, batches.val(), device, autocast)
-        row = {"epoch": epoch, "batches": done, "complete": done >= n_batches, "samples_seen": samples_seen,
-               "wall_s": round(wall_before + time.perf_counter() - start_time, 3),
-               "train_mae": loss_sum / loss_count if loss_count else math.nan, **val, "best": False}
-        if val["val_mae"] < best:
-            best = val["val_mae"]
-            row["best"] = True
-        history.append(row)
-        if row["best"]:
-            save("best", history)
-        save("last", history)
-        _write_curves(out, history)
-        if config.progress is not False:
-            print(f"epoch {epoch} ({done}/{n_batches} batches): train MAE {row['train_mae']:.4f}, "
-                  f"val MAE {val['val_mae']:.4f}{' (best)' if row['best'] else ''}", file=sys.stderr)
-        if budget is not None and time.perf_counter() - start_time > budget:
-            stopped = True
+        row = record(epoch, done, loss_sum, loss_count)
+        stopped = stopped or stop_now(done)[0]
         if row["complete"]:
             epoch, skip = epoch + 1, 0
     return history
