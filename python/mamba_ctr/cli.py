@@ -344,9 +344,170 @@ def main_train(argv: list[str]) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ evaluate / predict
+def _needs_torch(command: str) -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ImportError(f"mamba-ctr {command} needs torch: pip install \"mamba-ctr[train]\"") from None
+
+
+def main_evaluate(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mamba-ctr evaluate",
+        description="Judge a model on test structures: field MAE per rod, labels extracted from the predicted "
+                    "field vs the truth (R² per label and per atom type, the paper's outlier rule), figures "
+                    "(paper Fig. 2a, 2b, 3a-c, 6). Writes metrics.json, r2.csv, labels.csv and PNGs to --out.")
+    parser.add_argument("--model", required=True, help="shipped model name (paper-12L), training dir or checkpoint")
+    parser.add_argument("--data", required=True, type=Path, help="test dataset FILE.h5 with film fields and labels")
+    parser.add_argument("--n", type=int, default=500, help="structures to evaluate (default 500)")
+    parser.add_argument("--start", type=int, default=0, help="first structure of the file")
+    parser.add_argument("--out", type=Path, default=Path("mamba-ctr-evaluate"), help="output directory")
+    parser.add_argument("--no-figures", dest="figures", action="store_false", help="skip the PNG figures")
+    args = parser.parse_args(argv)
+    _needs_torch("evaluate")
+    from .evaluate import EvaluateConfig, evaluate
+
+    report = evaluate(EvaluateConfig(model=args.model, data=args.data, out=args.out, n=args.n, start=args.start,
+                                     figures=args.figures))
+    _print_report(report)
+    print(f"files in {args.out}")
+    return 0
+
+
+def _print_report(report: dict) -> None:
+    groups = "  ".join(f"{group} {value:.3f}" for group, value in report["r2_per_group"].items())
+    print(f"{report['n']} structures, field MAE {report['field_mae']:.4f} (z-score units)")
+    print(f"mean R² per atom type: {groups}")
+    reference = report.get("true_field_extraction")
+    if reference:
+        print("  from the true field:  " + "  ".join(f"{g} {v:.4f}" for g, v in reference["r2_per_group"].items()))
+    targets = report["targets"]
+    print(f"outliers replaced: {report['outliers_total']}; labels meeting the targets: {targets['met']} of "
+          f"{targets['of']}")
+
+
+def main_predict(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mamba-ctr predict",
+        description="Predict the film field U of measured or simulated rods (HDF5 or CSV with columns h, k, L, "
+                    "intensity on the model's grid), its electron density and the extracted structure. Writes "
+                    "prediction.h5, structure.csv, structure.json and PNGs to --out.")
+    parser.add_argument("--model", default="paper-12L", help="shipped model name, training dir or checkpoint")
+    parser.add_argument("--input", required=True, type=Path, help="rods: FILE.h5 or FILE.csv")
+    parser.add_argument("--out", type=Path, default=Path("mamba-ctr-predict"), help="output directory")
+    parser.add_argument("--no-figures", dest="figures", action="store_false", help="skip the PNG figures")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier prediction in --out")
+    args = parser.parse_args(argv)
+    _needs_torch("predict")
+    from .predict import PredictConfig, predict
+
+    result = predict(PredictConfig(model=args.model, input=args.input, out=args.out, figures=args.figures,
+                                   overwrite=args.overwrite))
+    labels = result["labels"]
+    n = len(next(iter(labels.values())))
+    print(f"{n} structure(s) predicted; files in {args.out}")
+    if n == 1:
+        for name, values in labels.items():
+            print(f"  {name:<12} {values[0]:.4f}")
+    return 0
+
+
+# ------------------------------------------------------------------ demo / study / compare
+def main_demo(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mamba-ctr demo",
+        description="The whole chain on the CPU in minutes: simulate a paper-12L test set, train the fast network "
+                    "briefly, predict, reconstruct and evaluate it and the shipped model, refine a few structures "
+                    "from the prediction, and write report.md with the figures.")
+    parser.add_argument("--out", type=Path, default=Path("mamba-ctr-demo"), help="output directory")
+    parser.add_argument("--n-test", type=int, default=500, dest="n_test", help="test structures (default 500)")
+    parser.add_argument("--train-minutes", type=float, default=3.0, dest="train_minutes",
+                        help="CPU training budget of the demo network (0: skip; default 3)")
+    parser.add_argument("--n-refine", type=int, default=20, dest="n_refine",
+                        help="structures refined from the shipped model's prediction (default 20)")
+    parser.add_argument("--overwrite", action="store_true", help="reuse a non-empty --out")
+    args = parser.parse_args(argv)
+    _needs_torch("demo")
+    from .demo import DemoConfig, run_demo
+
+    run_demo(DemoConfig(**vars(args)))
+    return 0
+
+
+def _pairs(text: str | None, what: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        if "=" not in item:
+            raise ValueError(f"{what} must be PRESET=MODEL[,PRESET=MODEL...], got {item!r}")
+        key, value = item.split("=", 1)
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _preset_list(text: str) -> tuple[str, ...]:
+    from .physics import presets
+
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    return tuple(presets.get(name).name for name in names)  # aliases (12L, rough) → canonical names
+
+
+def main_study(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mamba-ctr study",
+        description="thickness: train (or resume, or reuse) and evaluate one fast network per preset of the "
+                    "thickness family; writes table.csv, table.md and thickness.png (paper Fig. 3d, 4). "
+                    "Resumable: rerun the same command to continue.")
+    parser.add_argument("study", choices=["thickness"])
+    parser.add_argument("--presets", default="paper-4L,paper-12L,paper-16L,paper-24L,paper-11-13L-rough")
+    parser.add_argument("--minutes", type=float, default=10.0, help="CPU training budget per model (default 10)")
+    parser.add_argument("--n-test", type=int, default=500, dest="n_test")
+    parser.add_argument("--models", help="reuse trained models: PRESET=DIR[,PRESET=DIR...]")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("mamba-ctr-study"))
+    args = parser.parse_args(argv)
+    _needs_torch("study")
+    from .study import StudyConfig, run_study
+
+    run_study(StudyConfig(out=args.out, presets=_preset_list(args.presets), minutes=args.minutes,
+                          n_test=args.n_test, models=_pairs(args.models, "--models"), threads=args.threads))
+    print((args.out / "table.md").read_text())
+    return 0
+
+
+def main_compare(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mamba-ctr compare",
+        description="Every method on the same test structures, noise-free and noisy: mean R² per atom type and "
+                    "median time per structure (compare.csv, compare.md, compare.png).")
+    parser.add_argument("--presets", default="paper-4L,paper-12L,paper-16L,paper-24L,paper-11-13L-rough")
+    parser.add_argument("--n", type=int, default=20, help="test structures per preset (default 20)")
+    parser.add_argument("--methods", default="mamba,mamba+refine,cobra,lsq,de")
+    parser.add_argument("--models", help="PRESET=MODEL[,...] for the mamba methods (model: shipped name or dir)")
+    parser.add_argument("--counts", type=float, default=1000.0, help="noisy case: counts at each rod's median")
+    parser.add_argument("--rod-scale", type=float, default=0.03, dest="rod_scale", help="per-rod scale spread")
+    parser.add_argument("--n-global", type=int, default=3, dest="n_global", help="structures for de (slow)")
+    parser.add_argument("--out", type=Path, default=Path("mamba-ctr-compare"))
+    args = parser.parse_args(argv)
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    if any(m.startswith("mamba") for m in methods):
+        _needs_torch("compare (methods mamba, mamba+refine)")
+    from .compare import CompareConfig, run_compare
+
+    models = {(_preset_list(k)[0]): v for k, v in _pairs(args.models, "--models").items()}
+    run_compare(CompareConfig(out=args.out, presets=_preset_list(args.presets), n=args.n, methods=methods,
+                              models=models, counts=args.counts, rod_scale=args.rod_scale, n_global=args.n_global))
+    print((args.out / "compare.md").read_text())
+    return 0
+
+
 COMMANDS = {"info": main_info, "simulate": main_simulate}
 COMMANDS.update({"generate": main_generate, "merge": main_merge, "stats": main_stats})
 COMMANDS["train"] = main_train
+COMMANDS.update({"evaluate": main_evaluate, "predict": main_predict, "demo": main_demo, "study": main_study,
+                 "compare": main_compare})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """Classical baselines to compare the networks with: the direct least-squares fit of the structure model to
 intensities (as ROD and GenX do), started from the nominal structure, random starts, a global search or a given
-estimate (ML-initialised refinement), and the noise model the comparisons share.
+estimate (ML-initialised refinement); COBRA phase retrieval (Yacoby et al.); and the noise model the comparisons
+share.
 
     >>> from mamba_ctr import presets, simulate
     >>> from mamba_ctr.baselines import fit_intensity
@@ -10,6 +11,16 @@ estimate (ML-initialised refinement), and the noise model the comparisons share.
     >>> fit = fit_intensity(I, preset, transform="sqrt")
 """
 
+from .cobra import (
+    CobraBatch,
+    CobraConfig,
+    CobraProblem,
+    CobraResult,
+    cobra,
+    cobra_batch,
+    cobra_labels,
+    intersect_circles,
+)
 from .lsq import (
     GlobalOptions,
     IntensityFit,
@@ -21,6 +32,21 @@ from .lsq import (
 from .noise import NoiseModel, NoisyIntensities, add_noise
 
 __all__ = [
-    "GlobalOptions", "IntensityFit", "IntensityResidual", "NoiseModel", "NoisyIntensities", "add_noise",
-    "fit_intensities", "fit_intensity", "parameter_uncertainties",
+    "CobraBatch",
+    "CobraConfig",
+    "CobraProblem",
+    "CobraResult",
+    "GlobalOptions",
+    "IntensityFit",
+    "IntensityResidual",
+    "NoiseModel",
+    "NoisyIntensities",
+    "add_noise",
+    "cobra",
+    "cobra_batch",
+    "cobra_labels",
+    "fit_intensities",
+    "fit_intensity",
+    "intersect_circles",
+    "parameter_uncertainties",
 ]

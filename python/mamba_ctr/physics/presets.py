@@ -226,6 +226,30 @@ class PerovskitePreset:
         }
 
 
+def from_dict(values: dict) -> PerovskitePreset:
+    """The preset described by `PerovskitePreset.to_dict()` (as stored in datasets and checkpoints): the built-in
+    preset of that name when it matches, else one rebuilt from the stored fields."""
+    try:
+        name = values["name"]
+        if name in _PRESETS:
+            built_in = get(name)
+            if _same_description(built_in.to_dict(), values):
+                return built_in
+        return PerovskitePreset(
+            name=name, description=str(values.get("description", name)), n_sub=int(values["n_sub"]),
+            film_layers=tuple(int(v) for v in values["film_layers"]), rough_top=bool(values["rough_top"]),
+            grid=Grid(**values["grid"]), delta_c=float(values["delta_c"]), delta_z=float(values["delta_z"]),
+            occupancy_range=tuple(float(v) for v in values["occupancy_range"]))  # type: ignore[arg-type]
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"not a perovskite preset description ({error!r}): {values!r:.200}") from None
+
+
+def _same_description(a: dict, b: dict) -> bool:
+    import json
+
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
 _MODELS: dict[tuple[int, int], StructureModel] = {}
 
 

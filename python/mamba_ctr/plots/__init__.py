@@ -1,5 +1,8 @@
 """Figures (matplotlib, optional: pip install "mamba-ctr[plot]")."""
 
+from .density import plot_density_slices, plot_extracted_labels
+from .evaluation import plot_field_00, plot_label_scatter, plot_r2_bars, plot_r2_table
 from .rods import plot_rods
 
-__all__ = ["plot_rods"]
+__all__ = ["plot_density_slices", "plot_extracted_labels", "plot_field_00", "plot_label_scatter", "plot_r2_bars",
+           "plot_r2_table", "plot_rods"]

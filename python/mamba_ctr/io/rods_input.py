@@ -1,0 +1,90 @@
+"""Reading measured or simulated rods for `mamba-ctr predict`: HDF5 (the dataset layout, or `mamba-ctr simulate`'s
+rods.h5) or CSV, placed on a model's grid.
+
+CSV: a header row with at least the columns h, k, L, intensity (any order, more columns ignored; `structure`
+optional, an integer that separates several structures). Every (h, k, L) point of the model's grid must be present
+once per structure (L compared to 1e-6); rows may come in any order; points that are not on the grid are an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..physics.grid import Grid
+
+__all__ = ["read_intensities"]
+
+L_TOLERANCE = 1e-6
+
+
+def read_intensities(path: str | os.PathLike, grid: Grid) -> np.ndarray:
+    """Intensities (n, R, NL) on `grid` from an HDF5 or CSV file; a ValueError when they are on another grid."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no input file {path}")
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        return _read_hdf5(path, grid)
+    if path.suffix.lower() == ".csv":
+        return _read_csv(path, grid)
+    raise ValueError(f"input must be .h5/.hdf5 or .csv, got {path.name}")
+
+
+def _read_hdf5(path: Path, grid: Grid) -> np.ndarray:
+    from ..data.hdf5 import open_complete, read_grid
+
+    with open_complete(path) as f:
+        if "intensity" not in f or "grid" not in f:
+            raise ValueError(f"{path} has no /intensity and /grid (the mamba-ctr HDF5 layout)")
+        stored = read_grid(f["grid"])
+        if not stored.same_as(grid):
+            raise ValueError(f"{path} holds rods on another grid ({stored!r}) than the model's ({grid!r})")
+        return np.asarray(f["intensity"][()], dtype=np.float64)
+
+
+def _read_csv(path: Path, grid: Grid) -> np.ndarray:
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"h", "k", "L", "intensity"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {sorted(missing)}; need h, k, L, intensity "
+                             f"(got {reader.fieldnames})")
+        rows = list(reader)
+    if not rows:
+        raise ValueError(f"{path} has no data rows")
+    try:
+        h = np.array([int(float(r["h"])) for r in rows])
+        k = np.array([int(float(r["k"])) for r in rows])
+        L = np.array([float(r["L"]) for r in rows])
+        value = np.array([float(r["intensity"]) for r in rows])
+        structure = np.array([int(r.get("structure") or 0) for r in rows])
+    except ValueError as error:
+        raise ValueError(f"{path}: a value is not a number ({error})") from None
+    rod_of = {(int(hh), int(kk)): r for r, (hh, kk) in enumerate(zip(grid.h, grid.k, strict=True))}
+    rod = np.array([rod_of.get((int(a), int(b)), -1) for a, b in zip(h, k, strict=True)])
+    if np.any(rod < 0):
+        bad = sorted({(int(a), int(b)) for a, b, r in zip(h, k, rod, strict=True) if r < 0})
+        raise ValueError(f"{path}: rods {bad[:5]} are not on the model's grid (its rods: "
+                         f"{sorted(rod_of)})")
+    point = np.searchsorted(grid.L, L)
+    point = np.clip(point, 0, grid.n_L - 1)
+    nearer = np.clip(point - 1, 0, grid.n_L - 1)
+    point = np.where(np.abs(grid.L[nearer] - L) < np.abs(grid.L[point] - L), nearer, point)
+    off = np.abs(grid.L[point] - L) > L_TOLERANCE
+    if np.any(off):
+        raise ValueError(f"{path}: {int(off.sum())} L value(s) are not on the model's grid (first: {L[off][0]!r}); "
+                         f"the model needs L = {grid.L[0]:g} … {grid.L[-1]:g} in steps of the grid")
+    ids, index = np.unique(structure, return_inverse=True)
+    out = np.full((ids.size, grid.n_rods, grid.n_L), np.nan)
+    seen = np.zeros(out.shape, dtype=np.int64)
+    np.add.at(seen, (index, rod, point), 1)
+    if np.any(seen > 1):
+        raise ValueError(f"{path}: some (structure, h, k, L) points appear more than once")
+    out[index, rod, point] = value
+    if np.any(seen == 0):
+        raise ValueError(f"{path}: {int((seen == 0).sum())} grid point(s) are missing; the model needs all "
+                         f"{grid.n_rods} × {grid.n_L} points of its grid for every structure")
+    return out
