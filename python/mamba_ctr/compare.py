@@ -94,7 +94,11 @@ def _mamba(case: _Case, config: CompareConfig, cache: dict) -> tuple[dict, np.nd
     from .nn.predict import predict_field
     from .reconstruct import extract_labels
 
-    checkpoint = cache.setdefault(case.model, load_model(case.model))
+    if case.model is None:
+        raise ValueError(f"no model for {case.preset.name}")
+    if case.model not in cache:
+        cache[case.model] = load_model(case.model)
+    checkpoint = cache[case.model]
     started = time.perf_counter()
     field_ = predict_field(checkpoint, np.maximum(case.intensity, 1e-30))
     labels = extract_labels(field_, case.preset.grid, case.preset)

@@ -81,7 +81,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
                             quiet=True, overwrite=True))
     summary["seconds"]["simulate"] = round(time.perf_counter() - started, 1)
 
-    evaluations = {}
+    evaluations: dict[str, str] = {}
     if config.train_minutes > 0:
         bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) if torch.backends.mkldnn.is_available() else False
         _say(f"training the rods U-Net for {config.train_minutes:g} min on the CPU (bf16: {bf16})")
@@ -92,7 +92,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
                           pilot_samples=20_000, val_samples=2_000, samples_per_epoch=20_000, bf16=bf16,
                           out=out / "train", progress=config.progress))
         summary["seconds"]["train"] = round(time.perf_counter() - t0, 1)
-        evaluations["trained"] = out / "train"
+        evaluations["trained"] = str(out / "train")
     if "paper-12L" in models.available():
         evaluations["shipped"] = "paper-12L"
     if not evaluations:

@@ -80,7 +80,8 @@ def _train_one(config: StudyConfig, preset: str, directory: Path) -> Path:
     if preset in config.models:
         return Path(config.models[preset])
     out = directory / "train"
-    settings = dict(stream=preset, arch="rods", target="both", epochs=10_000, batch_size=config.batch_size,
+    settings: dict[str, Any] = dict(stream=preset, arch="rods", target="both", epochs=10_000,
+                                    batch_size=config.batch_size,
                     lr=config.lr, optimizer="adamw", weight_decay=0.01, schedule="onecycle",
                     schedule_minutes=config.minutes, samples_per_epoch=config.samples_per_epoch,
                     val_samples=5_000, pilot_samples=50_000, bf16=_bf16(config), threads=config.threads,
@@ -149,8 +150,8 @@ def _write_table(config: StudyConfig, rows: list[dict[str, Any]]) -> None:
              "train min | samples |"
     lines = [header, "|---|---:|" + "---:|" * (len(GROUPS) + 5)]
     for row in rows:
-        values = " | ".join("–" if not math.isfinite(row[f"R2_{g}"]) else f"{row[f'R2_{g}']:.3f}" for g in GROUPS)
-        lines.append(f"| {row['preset']} | {row['layers']} | {values} | {row['outliers']} | {row['field_mae']:.3f} | "
+        cells = " | ".join("–" if not math.isfinite(row[f"R2_{g}"]) else f"{row[f'R2_{g}']:.3f}" for g in GROUPS)
+        lines.append(f"| {row['preset']} | {row['layers']} | {cells} | {row['outliers']} | {row['field_mae']:.3f} | "
                      f"{row['val_mae']:.3f} | {row['train_minutes']:.1f} | {row['samples_seen']:,} |")
     (out / "table.md").write_text("\n".join(lines) + "\n")
     values = np.array([[row[f"R2_{g}"] for g in GROUPS[:5]] for row in rows])

@@ -153,8 +153,9 @@ def cobra_remainder(
             else:
                 guess = np.zeros(n_rods, dtype=np.complex128)  # a new segment: back to the reference
     else:
-        j = np.flatnonzero(pair_ok)
-        roots[:, j] = intersect_circles(centres[:, j], radii[:, j], centres[:, j + 1], radii[:, j + 1], 0.0)[0]
+        pairs = np.flatnonzero(pair_ok)
+        roots[:, pairs] = intersect_circles(centres[:, pairs], radii[:, pairs], centres[:, pairs + 1],
+                                            radii[:, pairs + 1], np.zeros(1, dtype=np.complex128))[0]
     # each point: the mean of the roots of the pairs it belongs to
     pad = np.full((n_rods, 1), _MISSING)
     both = np.stack([np.concatenate([pad, roots], axis=1), np.concatenate([roots, pad], axis=1)])
@@ -237,7 +238,7 @@ class CobraConfig:
 
 def _finite_at_least(value, low: float) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-        and bool(np.isfinite(value)) and value >= low
+        and bool(np.isfinite(value)) and bool(value >= low)
 
 
 # ----------------------------------------------------------------------------- projections

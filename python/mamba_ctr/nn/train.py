@@ -175,6 +175,7 @@ class _Data:
 def _file_data(config: TrainConfig, normalisation: Normalisation | None) -> _Data:
     from ..data.hdf5 import open_complete, read_grid
 
+    assert config.data is not None
     with open_complete(config.data) as f:
         if "film_field" not in f:
             raise ValueError(f"{config.data} has no /film_field: the targets need it")
@@ -193,19 +194,22 @@ def _pilot_normalisation(preset, seed: int, n: int) -> Normalisation:
     from ..data import stats as _stats
     from ..simulate import simulate
 
-    total = None
+    total: _stats.Stats | None = None
     for lo in range(0, n, 8192):
         hi = min(n, lo + 8192)
         rods = simulate(preset.sample(hi - lo, seed, lo), preset.grid, dtype="float32")
+        assert rods.film_field is not None
         piece = _stats.Stats.of_arrays(rods.intensity, rods.film_field, preset.grid.bragg, lo)
         total = piece if total is None else _stats.Stats(0, 0, total.x.merge(piece.x), total.u_re.merge(piece.u_re),
                                                          total.u_im.merge(piece.u_im))
+    assert total is not None
     return Normalisation.from_stats(total)
 
 
 def _stream_data(config: TrainConfig, normalisation: Normalisation | None) -> _Data:
     from ..data.generate import resolve_preset
 
+    assert config.stream is not None
     preset = resolve_preset(config.stream)
     if normalisation is None:
         normalisation = _pilot_normalisation(preset, config.stream_seed, config.pilot_samples)
@@ -312,7 +316,9 @@ def _forward(arch: str, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor
 
 
 def _target(head: str, re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
-    return {"real": re, "imag": im}.get(head) if head != "both" else torch.cat([re, im], dim=1)
+    if head == "both":
+        return torch.cat([re, im], dim=1)
+    return re if head == "real" else im
 
 
 def _device(spec: str) -> torch.device:
@@ -496,7 +502,7 @@ def _train(config: TrainConfig, ranks: _Ranks, device: torch.device, start_time:
         models = {h: build(config.arch, **arch_kwargs).to(device) for h in heads}
     optimizers = {h: _optimizer(config, m) for h, m in models.items()}
     # torch.compile wraps the modules for the forward passes; the plain modules are what checkpoints store
-    runners = dict(models)
+    runners: dict[str, Any] = dict(models)
     if ranks.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 

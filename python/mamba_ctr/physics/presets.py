@@ -237,7 +237,8 @@ def from_dict(values: dict) -> PerovskitePreset:
                 return built_in
         return PerovskitePreset(
             name=name, description=str(values.get("description", name)), n_sub=int(values["n_sub"]),
-            film_layers=tuple(int(v) for v in values["film_layers"]), rough_top=bool(values["rough_top"]),
+            film_layers=(int(values["film_layers"][0]), int(values["film_layers"][1])),
+            rough_top=bool(values["rough_top"]),
             grid=Grid(**values["grid"]), delta_c=float(values["delta_c"]), delta_z=float(values["delta_z"]),
             occupancy_range=tuple(float(v) for v in values["occupancy_range"]))  # type: ignore[arg-type]
     except (KeyError, TypeError) as error:

@@ -361,10 +361,10 @@ def density_slices(U, grid: Grid, settings: DensitySettings | None = None, *,
     U = check_film_field(U, grid)
     _check_rods(grid)
     x = np.linspace(-0.5, 0.5, 101) if x is None else np.asarray(x, dtype=np.float64).reshape(-1)
-    y = np.asarray(y, dtype=np.float64).reshape(-1)
-    if x.size == 0 or y.size == 0 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+    ys = np.asarray(y, dtype=np.float64).reshape(-1)
+    if x.size == 0 or ys.size == 0 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(ys))):
         raise ValueError("x and y must be non-empty lists of finite fractional coordinates")
-    weights = np.stack([_inplane_cosines(grid, x, float(y_s)) for y_s in y])  # (Y, nx, R)
+    weights = np.stack([_inplane_cosines(grid, x, float(y_s)) for y_s in ys])  # (Y, nx, R)
     spectra = np.einsum("yxr,nrl->nyxl", weights, U)
     z, rho = _to_z(_one_sided(spectra, grid, settings), grid, settings, 1.0 / (grid.a * grid.b * grid.c_ref))
     return x, z, rho

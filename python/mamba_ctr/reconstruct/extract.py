@@ -244,6 +244,7 @@ def _references(grid: Grid, preset: PerovskitePreset, settings: ExtractionSettin
         for n_film in films:
             structure = _nominal_variant(preset, int(n_film), sr)
             U = simulate(structure, grid, dtype="float64").film_field
+            assert U is not None  # simulate returns the film field unless told not to
             density = _density_for(U, grid, preset, settings)
             positions = _walk(density, preset, settings, presence_reference=None)
             rows.append(np.where(np.arange(preset.n_layers) <= preset.n_sub + n_film, positions.a_weight[0], np.nan))
