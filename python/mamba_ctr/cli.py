@@ -311,6 +311,10 @@ def main_train(argv: list[str]) -> int:
     parser.add_argument("--split-seed", type=int, default=0, dest="split_seed")
     parser.add_argument("--samples-per-epoch", type=int, default=90_000, dest="samples_per_epoch",
                         help="--stream: structures per epoch")
+    parser.add_argument("--val-samples", type=int, default=10_000, dest="val_samples",
+                        help="--stream: validation structures (a fixed index range after the pilot sample)")
+    parser.add_argument("--pilot-samples", type=int, default=100_000, dest="pilot_samples",
+                        help="--stream: structures of the pilot sample for the normalisation statistics")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("mamba-ctr-train"), help="output directory")
     parser.add_argument("--resume", action="store_true", help="continue from --out/last.*")
