@@ -139,3 +139,20 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     assert "trained" in summary["reports"]
     assert main(["demo", "--out", str(out), "--n-test", "8", "--n-refine", "2"]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_shipped_model_loads_and_predicts_fresh_structures():
+    from mamba_ctr import models, presets
+    from mamba_ctr.evaluate import field_mae
+    from mamba_ctr.nn.predict import predict_field
+    from mamba_ctr.simulate import simulate
+
+    assert "paper-12L" in models.available()
+    checkpoint = models.load("paper-12L")
+    assert checkpoint.metadata["weights_dtype"] == "float16" and checkpoint.metadata["test_mae"] < 0.2
+    preset = presets.get("paper-12L")
+    rods = simulate(preset.sample(64, seed=424242), preset.grid)
+    mae, per_rod = field_mae(checkpoint, predict_field(checkpoint, rods.intensity), rods.film_field)
+    assert mae < 0.2 and per_rod.shape == (16,)  # the shipped weights predict (an untrained net gives ~0.8)
+    with pytest.raises(ValueError, match="no shipped model"):
+        models.load("paper-99L")
