@@ -19,7 +19,6 @@ each method × preset × condition.
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ import numpy as np
 
 from . import presets as _presets
 from ._checks import check_count
+from ._tables import r2_cells, write_csv, write_text
 from .physics.presets import PerovskitePreset
 
 __all__ = ["METHODS", "CompareConfig", "run_compare"]
@@ -225,17 +225,14 @@ def run_compare(config: CompareConfig) -> list[dict[str, Any]]:
 
 def _write(config: CompareConfig, rows: list[dict[str, Any]]) -> None:
     out = config.out
-    with open(out / "compare.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "compare.csv", rows)
     lines = ["| preset | condition | method | n | " + " | ".join(f"R² {g}" for g in GROUPS)
              + " | outliers | median s/structure |", "|---|---|---|---:|" + "---:|" * (len(GROUPS) + 2)]
     for row in rows:
-        values = " | ".join("–" if not math.isfinite(row[f"R2_{g}"]) else f"{row[f'R2_{g}']:.3f}" for g in GROUPS)
-        lines.append(f"| {row['preset']} | {row['condition']} | {row['method']} | {row['n']} | {values} | "
+        lines.append(f"| {row['preset']} | {row['condition']} | {row['method']} | {row['n']} | "
+                     f"{r2_cells(row, GROUPS)} | "
                      f"{row['outliers']} | {row['median_s']:.3g} |")
-    (out / "compare.md").write_text("\n".join(lines) + "\n")
+    write_text(out / "compare.md", "\n".join(lines) + "\n")
     _figure(config, rows)
 
 

@@ -17,7 +17,6 @@ field_mae_per_rod.csv, and the figures density_slices.png (Fig. 2a), positions.p
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import time
@@ -29,6 +28,8 @@ import numpy as np
 
 from . import presets as _presets
 from ._checks import check_count
+from ._tables import write_csv as _write_csv
+from ._tables import write_json as _write_json
 from ._version import __version__
 from .physics.presets import PerovskitePreset
 from .reconstruct import density_slices, extract_labels, label_rmse, r2_scores
@@ -236,26 +237,3 @@ def _write_figures(config: EvaluateConfig, preset: PerovskitePreset, report: dic
                                  path=out / "field_00.png"))
     for figure in figures:
         plt.close(figure)
-
-
-def _write_json(path: Path, value: Any) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(value, indent=1, default=_json_default, allow_nan=True))
-    os.replace(temporary, path)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else [])
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(temporary, path)

@@ -11,7 +11,6 @@ structure) and field.png (the predicted U on every rod of the first structure).
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import presets as _presets
+from ._tables import write_csv, write_json
 from ._version import __version__
 from .evaluate import load_model
 from .io.rods_input import read_intensities
@@ -100,15 +100,11 @@ def _write_tables(out: Path, labels: dict, n: int, config: PredictConfig) -> lis
     rows = [{"structure": i, "label": name, "value": float(values[i])} for i in range(n)
             for name, values in labels.items()]
     csv_path, json_path = out / "structure.csv", out / "structure.json"
-    with open(csv_path.with_name(".structure.csv.tmp"), "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["structure", "label", "value"])
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(csv_path.with_name(".structure.csv.tmp"), csv_path)
+    write_csv(csv_path, rows)
     payload = {"model": str(config.model), "input": str(config.input), "mamba_ctr_version": __version__,
                "structures": [{name: (None if not np.isfinite(v[i]) else float(v[i])) for name, v in labels.items()}
                               for i in range(n)]}
-    json_path.write_text(json.dumps(payload, indent=1))
+    write_json(json_path, payload)
     return [csv_path, json_path]
 
 

@@ -10,7 +10,6 @@ figure to thickness.png.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 from . import presets as _presets
 from ._checks import check_count
+from ._tables import r2_cells, write_csv, write_text
 
 __all__ = ["DEFAULT_PRESETS", "GROUPS", "StudyConfig", "run_study"]
 
@@ -142,18 +142,15 @@ def _write_table(config: StudyConfig, rows: list[dict[str, Any]]) -> None:
     from .plots import plot_r2_table
 
     out = config.out
-    with open(out / "table.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "table.csv", rows)
     header = "| preset | layers | " + " | ".join(f"R² {g}" for g in GROUPS) + " | outliers | field MAE | val MAE | " \
              "train min | samples |"
     lines = [header, "|---|---:|" + "---:|" * (len(GROUPS) + 5)]
     for row in rows:
-        cells = " | ".join("–" if not math.isfinite(row[f"R2_{g}"]) else f"{row[f'R2_{g}']:.3f}" for g in GROUPS)
-        lines.append(f"| {row['preset']} | {row['layers']} | {cells} | {row['outliers']} | {row['field_mae']:.3f} | "
-                     f"{row['val_mae']:.3f} | {row['train_minutes']:.1f} | {row['samples_seen']:,} |")
-    (out / "table.md").write_text("\n".join(lines) + "\n")
+        lines.append(f"| {row['preset']} | {row['layers']} | {r2_cells(row, GROUPS)} | {row['outliers']} | "
+                     f"{row['field_mae']:.3f} | {row['val_mae']:.3f} | {row['train_minutes']:.1f} | "
+                     f"{row['samples_seen']:,} |")
+    write_text(out / "table.md", "\n".join(lines) + "\n")
     values = np.array([[row[f"R2_{g}"] for g in GROUPS[:5]] for row in rows])
     plt.close(plot_r2_table([row["preset"].replace("paper-", "") for row in rows], GROUPS[:5], values,
                             path=out / "thickness.png", xlabel="preset (film thickness)",
