@@ -216,11 +216,13 @@ def _write_figures(config: EvaluateConfig, preset: PerovskitePreset, report: dic
     import matplotlib.pyplot as plt
 
     from .plots import plot_density_slices, plot_extracted_labels, plot_field_00, plot_label_scatter, plot_r2_bars
+    from .plots.density import crop_to_film
     from .reconstruct import apply_outlier_rule
 
     out, i = config.out, config.example
     x, z, rho = density_slices(np.stack([true_field[i], predicted_field[i]]), preset.grid)
-    figures = [plot_density_slices(x, z, rho[0], rho[1], path=out / "density_slices.png",
+    z, truth_slices, predicted_slices = crop_to_film(z, rho[0], rho[1])
+    figures = [plot_density_slices(x, z, truth_slices, predicted_slices, path=out / "density_slices.png",
                                    title=f"{preset.name}, structure {config.start + i}")]
     one = {name: float(values[i]) for name, values in true_labels.items()}
     corrected, _ = apply_outlier_rule(predicted_labels, preset, true=true_labels)

@@ -112,10 +112,12 @@ def _write_figures(out: Path, preset, field: np.ndarray) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from .plots import plot_density_slices
+    from .plots.density import crop_to_film
     from .plots.rods import _pyplot
 
     x, z, rho = density_slices(field[:1], preset.grid)
-    plt.close(plot_density_slices(x, z, rho[0], path=out / "density_slices.png", title="predicted film density"))
+    z, slices = crop_to_film(z, rho[0])
+    plt.close(plot_density_slices(x, z, slices, path=out / "density_slices.png", title="predicted film density"))
     grid = preset.grid
     plt = _pyplot()
     fig, axes = plt.subplots(4, 4, figsize=(12, 8), sharex=True, layout="constrained")

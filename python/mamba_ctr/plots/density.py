@@ -63,6 +63,20 @@ def plot_density_slices(x: np.ndarray, z: np.ndarray, truth: np.ndarray, predict
     return _finish(fig, path)
 
 
+def crop_to_film(z: np.ndarray, *slices: np.ndarray, margin: float = 4.0, level: float = 0.02):
+    """(z, *slices) cut to the film: the heights where any slice exceeds `level` × its largest |ρ|, widened by
+    `margin` Å (the density transform's z axis reaches far above the film). Slices are (..., nz)."""
+    z = np.asarray(z, np.float64)
+    strong = np.zeros(z.size, dtype=bool)
+    for array in slices:
+        magnitude = np.abs(np.asarray(array, np.float64)).reshape(-1, z.size).max(axis=0)
+        strong |= magnitude > level * (magnitude.max() or 1.0)
+    if not strong.any():
+        return (z, *slices)
+    keep = (z >= z[strong].min() - margin) & (z <= z[strong].max() + margin)
+    return (z[keep], *(np.asarray(array)[..., keep] for array in slices))
+
+
 def plot_extracted_labels(preset: PerovskitePreset, truth: Mapping[str, float], prediction: Mapping[str, float],
                           rmse: Mapping[str, float] | None = None, path: str | Path | None = None, title: str = ""):
     """Extracted labels of one structure against the truth, per atom and layer (paper Fig. 2b).
