@@ -23,7 +23,7 @@ for path, label, style in [(paper, "paper twin U-Nets (Adam 1e-3, batch 32)", "o
                            (rods, "rods U-Net, same protocol", "s-")] + [(p, f"rods U-Net, one-cycle ({p})", "-")
                                                                           for p in longer]:
     x, y, wall = curve(path)
-    ax.plot(x, y, style, ms=3, label=f"{label}, {wall / 60:.0f} min")
+    ax.plot(x, y, style, ms=3, label=f"{label}, {wall / 60:.1f} min")
 ax.plot([90_000, 2_700_000], [0.21, 0.124], "k*", ms=10, label="paper: 1 epoch (0.21), best (0.124)")
 ax.set_xscale("log")
 ax.set_yscale("log")
