@@ -31,6 +31,7 @@ import numpy as np
 from . import presets as _presets
 from ._checks import check_count
 from ._tables import r2_cells, write_csv, write_text
+from ._version import __version__
 from .physics.presets import PerovskitePreset
 
 __all__ = ["METHODS", "CompareConfig", "run_compare"]
@@ -214,7 +215,8 @@ def run_compare(config: CompareConfig) -> list[dict[str, Any]]:
                 row = {"preset": name, "condition": condition, "method": method, "n": int(done.sum()),
                        **{f"R2_{g}": per_group.get(g, math.nan) for g in GROUPS},
                        "outliers": int(sum(outliers.values())),
-                       "median_s": float(np.median(seconds[done])) if done.any() else math.nan}
+                       "median_s": float(np.median(seconds[done])) if done.any() else math.nan,
+                       "mamba_ctr_version": __version__}
                 rows.append(row)
                 print(f"[compare] {name:<20} {condition:<10} {method:<13} n={row['n']:<3} "
                       + " ".join(f"{g} {per_group[g]:.3f}" for g in per_group)
@@ -232,6 +234,8 @@ def _write(config: CompareConfig, rows: list[dict[str, Any]]) -> None:
         lines.append(f"| {row['preset']} | {row['condition']} | {row['method']} | {row['n']} | "
                      f"{r2_cells(row, GROUPS)} | "
                      f"{row['outliers']} | {row['median_s']:.3g} |")
+    lines.append(f"\nmamba-ctr {__version__}; noise: {config.counts:g} counts at each rod's median, rod scale "
+                 f"{config.rod_scale:g}; seed {TEST_SEED}")
     write_text(out / "compare.md", "\n".join(lines) + "\n")
     _figure(config, rows)
 

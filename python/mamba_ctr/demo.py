@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import check_count
+from ._version import __version__
 
 __all__ = ["DemoConfig", "run_demo"]
 
@@ -72,7 +73,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         for child in ("train", "eval-trained", "eval-shipped"):
             shutil.rmtree(out / child, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"config": {k: str(v) for k, v in vars(config).items()}, "seconds": {}}
+    summary: dict[str, Any] = {"mamba_ctr_version": __version__, "config": {k: str(v) for k, v in vars(config).items()},
+                               "seconds": {}}
     started = time.perf_counter()
 
     test_file = out / "test.h5"

@@ -20,6 +20,7 @@ from typing import Any
 from . import presets as _presets
 from ._checks import check_count
 from ._tables import r2_cells, write_csv, write_text
+from ._version import __version__
 
 __all__ = ["DEFAULT_PRESETS", "GROUPS", "StudyConfig", "run_study"]
 
@@ -102,7 +103,7 @@ def _row(preset_name: str, report: dict, train_dir: Path) -> dict[str, Any]:
     row.update({"outliers": report["outliers_total"], "field_mae": report["field_mae"],
                 "val_mae": best.get("val_mae", math.nan),
                 "train_minutes": history[-1]["wall_s"] / 60 if history else math.nan,
-                "samples_seen": history[-1]["samples_seen"] if history else 0})
+                "samples_seen": history[-1]["samples_seen"] if history else 0, "mamba_ctr_version": __version__})
     return row
 
 
