@@ -20,6 +20,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mamba_ctr.nn import build  # noqa: E402
+from mamba_ctr.nn.train import cpu_bf16_supported  # noqa: E402
 
 STEPS = int(os.environ.get("MAMBA_CTR_BENCH_STEPS", 20))
 EPOCH = 90_000
@@ -33,8 +34,7 @@ def _devices() -> list[str]:
 def _bf16_supported(device: str) -> bool:
     if device == "cuda":
         return torch.cuda.is_bf16_supported()
-    return bool(getattr(torch.backends.mkldnn, "is_available", lambda: False)()) and \
-        torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return cpu_bf16_supported()
 
 
 def _step_rate(arch: str, batch: int, outputs: int, device: str, bf16: bool) -> float:

@@ -156,3 +156,25 @@ def test_shipped_model_loads_and_predicts_fresh_structures():
     assert mae < 0.2 and per_rod.shape == (16,)  # the shipped weights predict (an untrained net gives ~0.8)
     with pytest.raises(ValueError, match="no shipped model"):
         models.load("paper-99L")
+
+
+def test_an_unwritable_output_is_one_line_not_a_traceback(model_4L, test_4L, tmp_path, capsys):
+    out = tmp_path / "p"
+    (out / "prediction.h5").mkdir(parents=True)  # a directory where the output file must go
+    assert main(["predict", "--model", str(model_4L), "--input", str(test_4L), "--out", str(out),
+                 "--overwrite"]) == 2
+    assert f"cannot write {out}" in capsys.readouterr().err
+
+
+def test_fit_start_replaces_outliers_and_missing_values_by_nominal():
+    from mamba_ctr import presets
+    from mamba_ctr.reconstruct import fit_start
+
+    preset = presets.get("paper-4L")
+    labels = preset.labels(preset.sample(3, seed=2))
+    specs = {spec.name: spec for spec in preset.label_specs()}
+    name = next(iter(specs))
+    labels[name] = np.array([np.nan, specs[name].high + 10.0, labels[name][2]])
+    start = fit_start(labels, preset)
+    np.testing.assert_array_equal(start[name], [specs[name].nominal, specs[name].nominal, labels[name][2]])
+    assert all(np.all(np.isfinite(values)) for values in start.values())

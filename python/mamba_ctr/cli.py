@@ -6,11 +6,13 @@ Bad input is reported in one line on stderr with exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
 import platform
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,16 +147,24 @@ def main_simulate(argv: list[str]) -> int:
 
 
 # ------------------------------------------------------------------ datasets
+@contextlib.contextmanager
+def _writing_to(out, what: str = "cannot write") -> Iterator[None]:
+    """An OSError other than a missing or existing file (permissions, a full disk) inside becomes a ValueError
+    naming `out`, which the command reports in one line."""
+    try:
+        yield
+    except OSError as error:
+        if isinstance(error, (FileExistsError, FileNotFoundError)):
+            raise
+        raise ValueError(f"{what} {out} ({error})") from None
+
+
 def run_generate(config) -> Path:
     """Generate the dataset of a `mamba_ctr.data.generate.GenerateConfig`; returns the output path."""
     from .data.generate import generate
 
-    try:
+    with _writing_to(config.out, "cannot write"):
         return generate(config)
-    except OSError as error:
-        if isinstance(error, (FileExistsError, FileNotFoundError)):
-            raise
-        raise ValueError(f"cannot write {config.out} ({error})") from None
 
 
 def main_generate(argv: list[str]) -> int:
@@ -275,12 +285,8 @@ def run_train(config) -> list[dict]:
     """Train the networks of a `mamba_ctr.nn.train.TrainConfig`; returns the history."""
     from .nn.train import train
 
-    try:
+    with _writing_to(config.out, "cannot train into"):
         return train(config)
-    except OSError as error:
-        if isinstance(error, (FileExistsError, FileNotFoundError)):
-            raise
-        raise ValueError(f"cannot train into {config.out} ({error})") from None
 
 
 def main_train(argv: list[str]) -> int:
@@ -372,8 +378,9 @@ def main_evaluate(argv: list[str]) -> int:
     _needs_torch("evaluate")
     from .evaluate import EvaluateConfig, evaluate
 
-    report = evaluate(EvaluateConfig(model=args.model, data=args.data, out=args.out, n=args.n, start=args.start,
-                                     figures=args.figures))
+    with _writing_to(args.out):
+        report = evaluate(EvaluateConfig(model=args.model, data=args.data, out=args.out, n=args.n,
+                                         start=args.start, figures=args.figures))
     _print_report(report)
     print(f"files in {args.out}")
     return 0
@@ -406,8 +413,9 @@ def main_predict(argv: list[str]) -> int:
     _needs_torch("predict")
     from .predict import PredictConfig, predict
 
-    result = predict(PredictConfig(model=args.model, input=args.input, out=args.out, figures=args.figures,
-                                   overwrite=args.overwrite))
+    with _writing_to(args.out):
+        result = predict(PredictConfig(model=args.model, input=args.input, out=args.out, figures=args.figures,
+                                       overwrite=args.overwrite))
     labels = result["labels"]
     n = len(next(iter(labels.values())))
     print(f"{n} structure(s) predicted; files in {args.out}")
@@ -435,7 +443,8 @@ def main_demo(argv: list[str]) -> int:
     _needs_torch("demo")
     from .demo import DemoConfig, run_demo
 
-    run_demo(DemoConfig(**vars(args)))
+    with _writing_to(args.out):
+        run_demo(DemoConfig(**vars(args)))
     return 0
 
 
@@ -475,8 +484,9 @@ def main_study(argv: list[str]) -> int:
     _needs_torch("study")
     from .study import StudyConfig, run_study
 
-    run_study(StudyConfig(out=args.out, presets=_preset_list(args.presets), minutes=args.minutes,
-                          n_test=args.n_test, models=_pairs(args.models, "--models"), threads=args.threads))
+    with _writing_to(args.out):
+        run_study(StudyConfig(out=args.out, presets=_preset_list(args.presets), minutes=args.minutes,
+                              n_test=args.n_test, models=_pairs(args.models, "--models"), threads=args.threads))
     print((args.out / "table.md").read_text())
     return 0
 
@@ -501,8 +511,10 @@ def main_compare(argv: list[str]) -> int:
     from .compare import CompareConfig, run_compare
 
     models = {(_preset_list(k)[0]): v for k, v in _pairs(args.models, "--models").items()}
-    run_compare(CompareConfig(out=args.out, presets=_preset_list(args.presets), n=args.n, methods=methods,
-                              models=models, counts=args.counts, rod_scale=args.rod_scale, n_global=args.n_global))
+    with _writing_to(args.out):
+        run_compare(CompareConfig(out=args.out, presets=_preset_list(args.presets), n=args.n, methods=methods,
+                                  models=models, counts=args.counts, rod_scale=args.rod_scale,
+                                  n_global=args.n_global))
     print((args.out / "compare.md").read_text())
     return 0
 

@@ -133,15 +133,14 @@ def _fit_kwargs(case: _Case, members: np.ndarray) -> dict[str, Any]:
 
 def _refine(case: _Case, config: CompareConfig, cache: dict) -> tuple[dict, np.ndarray]:
     from .baselines import fit_intensities
-    from .reconstruct import apply_outlier_rule
+    from .reconstruct import fit_start
 
     if ("mamba", id(case)) not in cache:
         _mamba(case, config, cache)
-    started_labels, _ = apply_outlier_rule(cache[("mamba", id(case))], case.preset, true=case.truth)
+    started_labels = fit_start(cache[("mamba", id(case))], case.preset, true=case.truth)
 
     def run(members: np.ndarray, n_film: int):
-        start = {name: np.where(np.isfinite(values[members]), values[members], spec.nominal)
-                 for spec in case.preset.label_specs() for name, values in [(spec.name, started_labels[spec.name])]}
+        start = {name: values[members] for name, values in started_labels.items()}
         return fit_intensities(case.intensity[members], case.preset, start=start, n_film=n_film, transform="sqrt",
                                progress=config.progress, **_fit_kwargs(case, members))
 

@@ -61,12 +61,10 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     """Run the demo; returns a summary (also written to out/summary.json)."""
     import shutil
 
-    import torch
-
     from . import models
     from .data.generate import GenerateConfig, generate
     from .evaluate import EvaluateConfig, evaluate
-    from .nn.train import TrainConfig, train
+    from .nn.train import TrainConfig, cpu_bf16_supported, train
 
     out = config.out
     if config.overwrite and out.is_dir():
@@ -85,7 +83,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
 
     evaluations: dict[str, str] = {}
     if config.train_minutes > 0:
-        bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) if torch.backends.mkldnn.is_available() else False
+        bf16 = cpu_bf16_supported()
         _say(f"training the rods U-Net for {config.train_minutes:g} min on the CPU (bf16: {bf16})")
         t0 = time.perf_counter()
         train(TrainConfig(stream="paper-12L", arch="rods", target="both", epochs=1000, batch_size=64, lr=2e-3,
@@ -109,7 +107,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     if config.n_refine and "shipped" in reports:
         _say(f"refining {config.n_refine} structures from the shipped model's prediction (√I least squares)")
         t0 = time.perf_counter()
-        summary["refine"] = _refine(test_file, out / "eval-shipped", config.n_refine)
+        summary["refine"] = _refine(test_file, config.n_refine)
         summary["seconds"]["refine"] = round(time.perf_counter() - t0, 1)
     summary["seconds"]["total"] = round(time.perf_counter() - started, 1)
     summary["reports"] = {name: {key: report[key] for key in ("field_mae", "r2_per_group", "outliers_total",
@@ -121,24 +119,18 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     return summary
 
 
-def _refine(test_file: Path, evaluation: Path, n: int) -> dict[str, Any]:
-    """√I fits of the first n test structures started from the labels the shipped model's density gave."""
-    import csv
-
+def _refine(test_file: Path, n: int) -> dict[str, Any]:
+    """√I fits of the first n test structures started from the labels the shipped model's density gives."""
+    from . import models
     from .baselines import fit_intensities
     from .evaluate import read_test_set
-    from .reconstruct import apply_outlier_rule, r2_scores
+    from .nn.predict import predict_field
+    from .reconstruct import extract_labels, fit_start, r2_scores
     from .reconstruct.refine import exact_recovery
 
     preset, intensity, _, true = read_test_set(test_file, 0, n)
-    predicted: dict[str, list[float]] = {}
-    with open(evaluation / "labels.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if int(row["index"]) < n:
-                predicted.setdefault(row["label"], []).append(float(row["predicted"]))
-    start, _ = apply_outlier_rule({k: np.asarray(v) for k, v in predicted.items()}, preset, true=true)
-    start = {name: np.where(np.isfinite(values), values, spec.nominal)
-             for spec in preset.label_specs() for name, values in [(spec.name, start[spec.name])]}
+    predicted = extract_labels(predict_field(models.load("paper-12L"), intensity), preset.grid, preset)
+    start = fit_start(predicted, preset, true=true)
     t0 = time.perf_counter()
     fits = fit_intensities(intensity.astype(np.float64), preset, start=start, transform="sqrt")
     seconds = (time.perf_counter() - t0) / n

@@ -70,9 +70,9 @@ class StudyConfig:
 def _bf16(config: StudyConfig) -> bool:
     if config.bf16 is not None:
         return config.bf16
-    import torch
+    from .nn.train import cpu_bf16_supported
 
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return cpu_bf16_supported()
 
 
 def _train_one(config: StudyConfig, preset: str, directory: Path) -> Path:

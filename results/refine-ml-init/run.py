@@ -18,16 +18,15 @@ from mamba_ctr import models
 from mamba_ctr.baselines import fit_intensities
 from mamba_ctr.evaluate import read_test_set
 from mamba_ctr.nn.predict import predict_field
-from mamba_ctr.reconstruct import apply_outlier_rule, extract_labels, r2_scores
+from mamba_ctr.reconstruct import extract_labels, fit_start, r2_scores
 from mamba_ctr.reconstruct.refine import exact_recovery
 
 path, n = sys.argv[1], int(sys.argv[2])
 preset, intensity, _, truth = read_test_set(path, 0, n)
 started = time.perf_counter()
 field = predict_field(models.load("paper-12L"), intensity)
-labels, _ = apply_outlier_rule(extract_labels(field, preset.grid, preset), preset)
-start = {spec.name: np.where(np.isfinite(labels[spec.name]), labels[spec.name], spec.nominal)
-         for spec in preset.label_specs()}
+labels = extract_labels(field, preset.grid, preset)
+start = fit_start(labels, preset)
 network_s = (time.perf_counter() - started) / n
 fits = fit_intensities(intensity.astype(np.float64), preset, start=start, transform="sqrt")
 seconds = fits.values("time")

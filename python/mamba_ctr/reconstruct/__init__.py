@@ -29,7 +29,7 @@ from .extract import (
     extract_positions,
     labels_from_positions,
 )
-from .metrics import OUTLIER_MARGIN, apply_outlier_rule, label_rmse, r2_score, r2_scores
+from .metrics import OUTLIER_MARGIN, apply_outlier_rule, fit_start, label_rmse, r2_score, r2_scores
 from .parameters import ParameterSpace, parameter_space
 from .refine import (
     FitBatch,
@@ -64,6 +64,7 @@ __all__ = [
     "exact_recovery",
     "extract_labels",
     "extract_positions",
+    "fit_start",
     "full_reciprocal",
     "label_rmse",
     "labels_from_positions",

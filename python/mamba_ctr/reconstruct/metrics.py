@@ -46,6 +46,15 @@ def apply_outlier_rule(predicted: Mapping[str, np.ndarray], preset: PerovskitePr
     return corrected, counts
 
 
+def fit_start(predicted: Mapping[str, np.ndarray], preset: PerovskitePreset,
+              true: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Extracted labels made usable as the start of a least-squares fit: the outlier rule applied, and every value
+    still missing (NaN) replaced by the label's nominal value. `true`: as for `apply_outlier_rule`."""
+    corrected, _ = apply_outlier_rule(predicted, preset, true=true)
+    return {spec.name: np.where(np.isfinite(corrected[spec.name]), corrected[spec.name], spec.nominal)
+            for spec in preset.label_specs()}
+
+
 def r2_score(true: np.ndarray, predicted: np.ndarray) -> float:
     """1 − Σ(t − p)² / Σ(t − t̄)² over the entries where the truth is finite (NaN if fewer than 2 or constant).
 
