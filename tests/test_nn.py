@@ -25,6 +25,29 @@ def test_rods_unet_parameters_and_shape():
     assert small(torch.randn(2, 4, 37)).shape == (2, 8, 37)  # lengths that do not divide by 2 work too
 
 
+def _reach(net: torch.nn.Module, n_L: int = 240) -> int:
+    """How far (in L points) the output at L index 0 depends on the input: the last input index with a
+    non-zero gradient (max-pooling passes gradient to one of each pair, so all 16 rods are perturbed)."""
+    net.eval()
+    x = torch.randn(1, net.rods, n_L, requires_grad=True)
+    net(x)[0, :, 0].sum().backward()
+    return int((x.grad.abs().amax(dim=(0, 1)) > 0).nonzero().max())
+
+
+def test_rods_unet_bottleneck_dilations_widen_the_receptive_field():
+    torch.manual_seed(0)
+    plain, dilated = RodsUNet1d(), RodsUNet1d(bottleneck_dilations=(1, 2, 4, 8))
+    # two more conv (weights + bias) + batch-norm (scale + shift) layers in the bottleneck
+    assert count_parameters(dilated) == count_parameters(plain) + 2 * (256 * 256 * 3 + 256 + 2 * 256)
+    assert dilated(torch.randn(2, 16, 240)).shape == (2, 32, 240)
+    # plain: 2 convs per level at strides 1, 2, 4 → about 25 L points; dilated bottleneck (stride 4): 4·(1+2+4+8)
+    # more on each path → about 77, a third of the rod
+    assert 15 < _reach(plain) < 35
+    assert 70 < _reach(dilated) < 90
+    with pytest.raises(ValueError, match="bottleneck_dilations"):
+        RodsUNet1d(bottleneck_dilations=(1, 0))
+
+
 def test_bad_input_and_arch():
     with pytest.raises(ValueError, match="unknown architecture"):
         build("transformer")

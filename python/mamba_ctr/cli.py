@@ -300,6 +300,8 @@ def main_train(argv: list[str]) -> int:
     source.add_argument("--stream", metavar="PRESET", help="simulate the training data on the fly from PRESET")
     parser.add_argument("--arch", default="paper", help="paper (default) or rods")
     parser.add_argument("--widths", help="rods: channels per level, comma-separated (default 64,128,256)")
+    parser.add_argument("--dilations", help="rods: one bottleneck conv per entry with that dilation, "
+                        "comma-separated (default 1,1; 1,2,4,8 triples the receptive field to about 77 L points)")
     parser.add_argument("--target", default="both", choices=["real", "imag", "both"])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32, dest="batch_size")
@@ -341,11 +343,18 @@ def main_train(argv: list[str]) -> int:
             arch_kwargs["widths"] = [int(w) for w in args.widths.split(",")]
         except ValueError:
             raise ValueError(f"--widths must be comma-separated integers, got {args.widths!r}") from None
+    if args.dilations is not None:
+        if args.arch != "rods":
+            raise ValueError("--dilations is for --arch rods")
+        try:
+            arch_kwargs["bottleneck_dilations"] = [int(d) for d in args.dilations.split(",")]
+        except ValueError:
+            raise ValueError(f"--dilations must be comma-separated integers, got {args.dilations!r}") from None
     if args.data is not None and not args.data.is_file():
         raise FileNotFoundError(f"no dataset file {args.data}")
     from .nn.train import TrainConfig
 
-    values = {k: v for k, v in vars(args).items() if k != "widths"}
+    values = {k: v for k, v in vars(args).items() if k not in ("widths", "dilations")}
     history = run_train(TrainConfig(arch_kwargs=arch_kwargs, **values))
     if history:
         best = min(history, key=lambda row: row["val_mae"])
