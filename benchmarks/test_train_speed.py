@@ -6,8 +6,9 @@ of the paper protocol (90,000 training samples) extrapolated from it.
 
 The inputs are random tensors of the paper-12L shape (the cost of a step does not depend on the values).
 "paper" is ONE of the twin networks (batch 32, the paper's): the twins together take twice as long per epoch;
-"rods" predicts Re and Im together (batch 64). MAMBA_CTR_BENCH_STEPS steps per measurement (default 20, after 3
-warm-up steps). bf16 runs only where the CPU has native bf16 (torch.backends.mkldnn).
+"rods" predicts Re and Im together (batch 64); "rods-dilated" is the same with `--dilations 1,2,4,8`.
+MAMBA_CTR_BENCH_STEPS steps per measurement (default 20, after 3 warm-up steps). bf16 runs only where the CPU
+has native bf16 (torch.backends.mkldnn).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from mamba_ctr.nn.train import cpu_bf16_supported  # noqa: E402
 
 STEPS = int(os.environ.get("MAMBA_CTR_BENCH_STEPS", 20))
 EPOCH = 90_000
-CASES = {"paper": ({"arch": "paper"}, 32, 1), "rods": ({"arch": "rods", "rods": 16}, 64, 2)}
+CASES = {"paper": ({"arch": "paper"}, 32, 1), "rods": ({"arch": "rods", "rods": 16}, 64, 2),
+         "rods-dilated": ({"arch": "rods", "rods": 16, "bottleneck_dilations": (1, 2, 4, 8)}, 64, 2)}
 
 
 def _devices() -> list[str]:

@@ -83,9 +83,9 @@ def test_train_stream_tiny(tmp_path):
 
 def test_cli_train(dataset, tmp_path, capsys):
     out = tmp_path / "cli"
-    assert main(["train", "--data", str(dataset), "--arch", "rods", "--widths", "8,16", "--epochs", "1",
-                 "--out", str(out)]) == 0
-    assert (out / "best.json").is_file()
+    assert main(["train", "--data", str(dataset), "--arch", "rods", "--widths", "8,16", "--dilations", "1,2",
+                 "--epochs", "1", "--out", str(out)]) == 0
+    assert json.loads((out / "best.json").read_text())["arch_kwargs"]["bottleneck_dilations"] == [1, 2]
     assert "best validation MAE" in capsys.readouterr().out
 
 
@@ -94,6 +94,9 @@ def test_cli_train(dataset, tmp_path, capsys):
     (["--data", "DATA", "--arch", "transformer"], "unknown architecture"),
     (["--data", "DATA", "--arch", "rods", "--target", "real"], "target both"),
     (["--data", "DATA", "--arch", "paper", "--widths", "8,16"], "--widths"),
+    (["--data", "DATA", "--arch", "paper", "--dilations", "1,2"], "--dilations"),
+    (["--data", "DATA", "--arch", "rods", "--dilations", "1,two"], "--dilations"),
+    (["--data", "DATA", "--arch", "rods", "--dilations", "1,0"], "--dilations must be positive"),
     (["--data", "DATA", "--epochs", "0"], "epochs"),
 ])
 def test_cli_train_bad_input(dataset, tmp_path, capsys, argv, message):

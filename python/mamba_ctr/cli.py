@@ -350,6 +350,8 @@ def main_train(argv: list[str]) -> int:
             arch_kwargs["bottleneck_dilations"] = [int(d) for d in args.dilations.split(",")]
         except ValueError:
             raise ValueError(f"--dilations must be comma-separated integers, got {args.dilations!r}") from None
+        if min(arch_kwargs["bottleneck_dilations"]) < 1:
+            raise ValueError(f"--dilations must be positive integers, got {args.dilations!r}")
     if args.data is not None and not args.data.is_file():
         raise FileNotFoundError(f"no dataset file {args.data}")
     from .nn.train import TrainConfig

@@ -40,17 +40,18 @@ def count_flops(model: torch.nn.Module, x: torch.Tensor, backward: bool = False)
 
 
 def flops_table(rods: int = 16, n_L: int = 240) -> dict[str, dict[str, float]]:
-    """{arch: {"parameters", "forward", "forward+backward"}} (FLOPs per sample) for the default networks."""
+    """{network: {"parameters", "forward", "forward+backward"}} (FLOPs per sample) for the paper network, the
+    default rods network and the rods network with the dilated bottleneck (`train --dilations 1,2,4,8`)."""
+    networks = {"paper": build("paper"), "rods": build("rods", rods=rods),
+                "rods-dilated": build("rods", rods=rods, bottleneck_dilations=(1, 2, 4, 8))}
     table = {}
-    for arch in ("paper", "rods"):
-        model = build(arch) if arch == "paper" else build(arch, rods=rods)
+    for name, model in networks.items():
         x = example_input(model, 2, rods, n_L)
-        table[arch] = {"parameters": float(sum(p.numel() for p in model.parameters())),
+        table[name] = {"parameters": float(sum(p.numel() for p in model.parameters())),
                        "forward": count_flops(model, x), "forward+backward": count_flops(model, x, backward=True)}
     return table
 
-
 if __name__ == "__main__":  # pragma: no cover
     for name, row in flops_table().items():
-        print(f"{name:6s} {row['parameters'] / 1e6:.3f} M parameters, forward {row['forward'] / 1e9:.3f} GFLOP, "
+        print(f"{name:12s} {row['parameters'] / 1e6:.3f} M parameters, forward {row['forward'] / 1e9:.3f} GFLOP, "
               f"forward+backward {row['forward+backward'] / 1e9:.3f} GFLOP per sample")
