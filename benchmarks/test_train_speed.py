@@ -22,11 +22,12 @@ torch = pytest.importorskip("torch")
 
 from mamba_ctr.nn import build  # noqa: E402
 from mamba_ctr.nn.train import cpu_bf16_supported  # noqa: E402
+from mamba_ctr.nn.unet_rods import DILATED_BOTTLENECK  # noqa: E402
 
 STEPS = int(os.environ.get("MAMBA_CTR_BENCH_STEPS", 20))
 EPOCH = 90_000
 CASES = {"paper": ({"arch": "paper"}, 32, 1), "rods": ({"arch": "rods", "rods": 16}, 64, 2),
-         "rods-dilated": ({"arch": "rods", "rods": 16, "bottleneck_dilations": (1, 2, 4, 8)}, 64, 2)}
+         "rods-dilated": ({"arch": "rods", "rods": 16, "bottleneck_dilations": DILATED_BOTTLENECK}, 64, 2)}
 
 
 def _devices() -> list[str]:

@@ -289,6 +289,16 @@ def run_train(config) -> list[dict]:
         return train(config)
 
 
+def _rods_integers(option: str, text: str, arch: str) -> list[int]:
+    """The comma-separated integers of a rods-only train option (--widths, --dilations)."""
+    if arch != "rods":
+        raise ValueError(f"{option} is for --arch rods")
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{option} must be comma-separated integers, got {text!r}") from None
+
+
 def main_train(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="mamba-ctr train",
@@ -337,19 +347,9 @@ def main_train(argv: list[str]) -> int:
         raise ValueError(f"unknown architecture {args.arch!r} (known: paper, rods)")
     arch_kwargs = {}
     if args.widths is not None:
-        if args.arch != "rods":
-            raise ValueError("--widths is for --arch rods")
-        try:
-            arch_kwargs["widths"] = [int(w) for w in args.widths.split(",")]
-        except ValueError:
-            raise ValueError(f"--widths must be comma-separated integers, got {args.widths!r}") from None
+        arch_kwargs["widths"] = _rods_integers("--widths", args.widths, args.arch)
     if args.dilations is not None:
-        if args.arch != "rods":
-            raise ValueError("--dilations is for --arch rods")
-        try:
-            arch_kwargs["bottleneck_dilations"] = [int(d) for d in args.dilations.split(",")]
-        except ValueError:
-            raise ValueError(f"--dilations must be comma-separated integers, got {args.dilations!r}") from None
+        arch_kwargs["bottleneck_dilations"] = _rods_integers("--dilations", args.dilations, args.arch)
         if min(arch_kwargs["bottleneck_dilations"]) < 1:
             raise ValueError(f"--dilations must be positive integers, got {args.dilations!r}")
     if args.data is not None and not args.data.is_file():

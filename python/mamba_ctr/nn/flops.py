@@ -8,6 +8,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import PaperUNet1d, RodsUNet1d, build
+from .unet_rods import DILATED_BOTTLENECK
 
 __all__ = ["count_flops", "example_input", "flops_table"]
 
@@ -43,13 +44,14 @@ def flops_table(rods: int = 16, n_L: int = 240) -> dict[str, dict[str, float]]:
     """{network: {"parameters", "forward", "forward+backward"}} (FLOPs per sample) for the paper network, the
     default rods network and the rods network with the dilated bottleneck (`train --dilations 1,2,4,8`)."""
     networks = {"paper": build("paper"), "rods": build("rods", rods=rods),
-                "rods-dilated": build("rods", rods=rods, bottleneck_dilations=(1, 2, 4, 8))}
+                "rods-dilated": build("rods", rods=rods, bottleneck_dilations=DILATED_BOTTLENECK)}
     table = {}
     for name, model in networks.items():
         x = example_input(model, 2, rods, n_L)
         table[name] = {"parameters": float(sum(p.numel() for p in model.parameters())),
                        "forward": count_flops(model, x), "forward+backward": count_flops(model, x, backward=True)}
     return table
+
 
 if __name__ == "__main__":  # pragma: no cover
     for name, row in flops_table().items():
