@@ -211,7 +211,7 @@ def test_python_api(tmp_path, reference):
     (["--shard", "1"], "shard must be i/K"),
     (["--block-size", "0"], "block_size"),
     (["--shard", "0/11"], "holds no structures"),
-    (["--preset", "missing.toml"], "no such config file"),
+    (["--preset", "missing.toml"], "no such TOML file"),
 ])
 def test_bad_generate_arguments(tmp_path, capsys, args, message):
     out = tmp_path / "bad.h5"

@@ -39,16 +39,12 @@ import h5py
 import numpy as np
 
 from .._checks import check_count
+from .._files import read_toml
 from .._version import __version__
-from ..physics import presets as _presets
 from ..physics.presets import PerovskitePreset
+from ..physics.presets import resolve as resolve_preset
 from . import stats as _stats
 from .hdf5 import file_attrs, open_complete, read_grid, write_grid
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 MANIFEST = "manifest.json"
 FSYNC_EACH_BLOCK = True  # fsync each block file when written (True) or all of them once at the end (False)
@@ -114,7 +110,7 @@ class GenerateConfig:
     @classmethod
     def from_toml(cls, path: str | os.PathLike, **overrides) -> GenerateConfig:
         """Config from a TOML file; `overrides` (e.g. command-line flags that were given) win."""
-        values = load_toml(path)
+        values = read_toml(path)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -129,16 +125,6 @@ class GenerateConfig:
         """[start, stop) of the global index range this run writes."""
         return shard_range(self.n, self.shard)
 
-
-def load_toml(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no such config file: {path}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid TOML ({error})") from None
 
 
 def parse_shard(spec: str) -> tuple[int, int]:
@@ -164,35 +150,6 @@ def shard_range(n: int, shard: tuple[int, int] | None) -> tuple[int, int]:
         return 0, n
     i, K = shard
     return i * n // K, (i + 1) * n // K
-
-
-_OVERRIDABLE = ("n_sub", "film_layers", "rough_top", "delta_c", "delta_z", "occupancy_range")
-
-
-def resolve_preset(spec: str | os.PathLike) -> PerovskitePreset:
-    """A built-in preset by name, or a user family from a TOML file (`base` + overrides)."""
-    text = str(spec)
-    if not text.endswith(".toml"):
-        return _presets.get(text)
-    values = load_toml(spec)
-    if "base" not in values:
-        raise ValueError(f"{spec}: a preset file needs base = \"<preset name>\" (e.g. \"paper-12L\")")
-    base = _presets.get(str(values.pop("base")))
-    unknown = sorted(set(values) - {*_OVERRIDABLE, "name", "description"})
-    if unknown:
-        raise ValueError(f"{spec}: unknown keys {unknown}; allowed are base, name, description, "
-                         f"{', '.join(_OVERRIDABLE)}")
-    for key in ("film_layers", "occupancy_range"):
-        if key in values:
-            if not isinstance(values[key], list) or len(values[key]) != 2:
-                raise ValueError(f"{spec}: {key} must be a list of two numbers, got {values[key]!r}")
-            values[key] = tuple(values[key])
-    values.setdefault("name", f"{base.name}+{Path(spec).stem}")
-    values.setdefault("description", f"{base.description} (modified by {Path(spec).name})")
-    try:
-        return dataclasses.replace(base, **values)
-    except TypeError as error:
-        raise ValueError(f"{spec}: {error}") from None
 
 
 # ---------------------------------------------------------------------------------------------- generate

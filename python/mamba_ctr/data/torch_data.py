@@ -306,7 +306,7 @@ class SimulatedRods(IterableDataset):
         if isinstance(preset, PerovskitePreset):
             self.preset = preset
         else:
-            from .generate import resolve_preset
+            from ..physics.presets import resolve as resolve_preset
 
             self.preset = resolve_preset(preset)
         for name, value, minimum in (("seed", seed, 0), ("start", start, 0), ("stop", stop, 0),

@@ -207,7 +207,7 @@ def _pilot_normalisation(preset, seed: int, n: int) -> Normalisation:
 
 
 def _stream_data(config: TrainConfig, normalisation: Normalisation | None) -> _Data:
-    from ..data.generate import resolve_preset
+    from ..physics.presets import resolve as resolve_preset
 
     assert config.stream is not None
     preset = resolve_preset(config.stream)

@@ -7,12 +7,17 @@ labels and its nominal structure.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .._checks import check_count
+from .._files import read_toml
+from ..errors import InputError
 from .grid import SRTIO3_A, Grid, paper_grid
 from .model import StructureModel, Structures
 from .perovskite import (
@@ -343,3 +348,31 @@ register("paper-16L", _family("paper-16L", 8, (8, 8), False, "8 SrTiO3 + 8 LaAlO
 register("paper-24L", _family("paper-24L", 8, (16, 16), False, "8 SrTiO3 + 16 LaAlO3 layers"), ("24L",))
 register("paper-11-13L-rough", _family("paper-11-13L-rough", 8, (3, 5), True,
                                        "8 SrTiO3 + 3–5 LaAlO3 layers, top occupancy U(0.3, 1)"), ("rough",))
+
+_OVERRIDABLE = ("n_sub", "film_layers", "rough_top", "delta_c", "delta_z", "occupancy_range")
+
+
+def resolve(spec: str | os.PathLike) -> PerovskitePreset:
+    """A built-in preset by name, or a user family from a TOML file (`base` + overrides)."""
+    text = str(spec)
+    if not text.endswith(".toml"):
+        return get(text)
+    values = read_toml(spec)
+    if "base" not in values:
+        raise InputError(f"{spec}: a preset file needs base = \"<preset name>\" (e.g. \"paper-12L\")")
+    base = get(str(values.pop("base")))
+    unknown = sorted(set(values) - {*_OVERRIDABLE, "name", "description"})
+    if unknown:
+        raise InputError(f"{spec}: unknown keys {unknown}; allowed are base, name, description, "
+                         f"{', '.join(_OVERRIDABLE)}")
+    for key in ("film_layers", "occupancy_range"):
+        if key in values:
+            if not isinstance(values[key], list) or len(values[key]) != 2:
+                raise InputError(f"{spec}: {key} must be a list of two numbers, got {values[key]!r}")
+            values[key] = tuple(values[key])
+    values.setdefault("name", f"{base.name}+{Path(spec).stem}")
+    values.setdefault("description", f"{base.description} (modified by {Path(spec).name})")
+    try:
+        return dataclasses.replace(base, **values)
+    except TypeError as error:
+        raise InputError(f"{spec}: {error}") from None
