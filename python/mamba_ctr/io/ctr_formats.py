@@ -117,7 +117,7 @@ def read_plain(path: str | os.PathLike, columns: str | Sequence[str], *, delimit
     canonical = {n.lower(): n for n in PLAIN_NAMES}
     unknown = [n for n in names if n.lower() not in canonical]
     values = [n for n in names if n.lower() in ("i", "f")]
-    used = [canonical[n.lower()] for n in names if n.lower() != "skip"]
+    used = [canonical.get(n.lower(), n) for n in names if n.lower() != "skip"]
     if unknown or len(values) != 1 or not {"h", "k", "l"} <= set(used) or len(used) != len(set(used)):
         raise InputError(f"{path}: expected a column map naming h, k, l and one of I or F once each (others: sigma, "
                          f"l_bragg, dl, skip), got {','.join(names)!r}")

@@ -130,7 +130,7 @@ class MeasuredRods:
         if pairs:
             i, j = pairs[0]
             raise InputError(f"{self.source}: duplicate point {format_key(self.rod_keys[self.rod[i]])} "
-                             f"L = {self.l[i]!r} (points {i} and {j}); expected each (h, k, L) once")
+                             f"L = {float(self.l[i])!r} (points {i} and {j}); expected each (h, k, L) once")
 
     @classmethod
     def from_points(cls, h: Sequence[HKValue], k: Sequence[HKValue], l: Sequence[float] | np.ndarray,
@@ -160,7 +160,7 @@ class MeasuredRods:
         pairs = duplicate_points(rod, l_arr)
         if pairs:
             i, j = pairs[0]
-            raise InputError(f"{where(j)}: duplicate point {format_key(keys[rod[j]])} L = {l_arr[j]!r}, already "
+            raise InputError(f"{where(j)}: duplicate point {format_key(keys[rod[j]])} L = {float(l_arr[j])!r}, already "
                              f"on {where(i).removeprefix(source).strip()}; expected each (h, k, L) once")
         return cls(h=np.array([float(x) for x in hf]), k=np.array([float(x) for x in kf]), l=l_arr,
                    value=np.asarray(value, dtype=np.float64), quantity=quantity,
@@ -199,9 +199,9 @@ class MeasuredRods:
         bad = np.flatnonzero(self.value < 0 if self.sigma is None else self.value <= 0)
         if bad.size:
             i = int(bad[0])
-            where = f"point {i} ({format_key(self.rod_keys[self.rod[i]])} L = {self.l[i]!r})"
+            where = f"point {i} ({format_key(self.rod_keys[self.rod[i]])} L = {float(self.l[i])!r})"
             raise InputError(f"{self.source}: cannot take |F| = √I at {where}: expected I > 0 (≥ 0 without σ), "
-                             f"got I = {self.value[i]!r}")
+                             f"got I = {float(self.value[i])!r}")
         value = np.sqrt(self.value)
         sigma = None if self.sigma is None else self.sigma / (2.0 * value)
         return replace(self, value=value, sigma=sigma, quantity="F", history=(*self.history, "converted I to |F| = √I"))
