@@ -1,14 +1,24 @@
-"""Atomic form factors (Cromer–Mann), Debye–Waller factors and optional anomalous terms.
+"""Atomic form factors, Debye–Waller factors and optional anomalous terms.
 
-f0(s) = Σ_{i=1..4} a_i exp(−b_i s²) + c with s = |q| / (4π) in Å⁻¹
-(International Tables for Crystallography Vol. C, Table 6.1.1.4).
+Two sources of f0, chosen per scatterer (`Scatterer.source`):
+
+* "cromer-mann" (default): the paper's table, f0(s) = Σ_{i=1..4} a_i exp(−b_i s²) + c with s = |q| / (4π)
+  in Å⁻¹ (International Tables for Crystallography Vol. C, Table 6.1.1.4). The paper presets use it, so
+  the golden rods never change.
+* "xraydb": every element and common ion (Waasmaier & Kirfel 1995, as tabulated by xraydb), for structures
+  read from files. xraydb is an optional dependency (`pip install "mamba-ctr[structure]"`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
+
+from ..errors import InputError
+
+SOURCES = ("cromer-mann", "xraydb")
 
 
 @dataclass(frozen=True)
@@ -52,14 +62,50 @@ def known_ions() -> list[str]:
     return sorted(_CROMER_MANN)
 
 
-def form_factor(ion: str) -> CromerMann:
+def form_factor(ion: str, source: str = "cromer-mann") -> CromerMann | XraydbF0:
+    """The f0(|q|) callable of `ion` from `source` ("cromer-mann" table or "xraydb")."""
+    if source == "xraydb":
+        return xraydb_form_factor(ion)
+    if source != "cromer-mann":
+        raise InputError(f"form-factor source must be one of {', '.join(SOURCES)}, got {source!r}")
     try:
         return _CROMER_MANN[ion]
     except KeyError:
         raise ValueError(
             f"unknown ion {ion!r}: known are {', '.join(known_ions())}; "
-            "add one with mamba_ctr.physics.register_form_factor"
+            "add one with mamba_ctr.physics.register_form_factor, or use source='xraydb'"
         ) from None
+
+
+def _xraydb():
+    try:
+        import xraydb
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise InputError(
+            'form factors of elements outside the paper table need xraydb: pip install "mamba-ctr[structure]"'
+        ) from None
+    return xraydb
+
+
+@dataclass(frozen=True)
+class XraydbF0:
+    """f0 of one element or ion from xraydb (Waasmaier–Kirfel), called with |q| in Å⁻¹."""
+
+    ion: str
+
+    def __call__(self, q: np.ndarray) -> np.ndarray:
+        q = np.asarray(q, dtype=np.float64)
+        # xraydb takes sin(θ)/λ = |q| / (4π)
+        return np.asarray(_xraydb().f0(self.ion, (q / (4 * np.pi)).ravel()), dtype=np.float64).reshape(q.shape)
+
+
+@cache
+def xraydb_form_factor(ion: str) -> XraydbF0:
+    """The xraydb f0 of `ion` (e.g. "Mn3+", "O", "La3+"); InputError if xraydb does not know it."""
+    known = _xraydb().f0_ions()
+    if ion not in known:
+        raise InputError(f"xraydb has no form factor for {ion!r}: use an element or ion such as Mn, Mn3+, O2-")
+    return XraydbF0(ion)
 
 
 @dataclass(frozen=True)
@@ -74,6 +120,7 @@ class Scatterer:
         ion: key of the Cromer–Mann table (e.g. "Sr2+").
         u_iso: isotropic mean-square displacement, Å² (B = 8π² U_iso).
         f_prime, f_double_prime: anomalous corrections, electrons (0 off resonance).
+        source: where f0 comes from, "cromer-mann" (the paper's table) or "xraydb".
     """
 
     name: str
@@ -81,9 +128,10 @@ class Scatterer:
     u_iso: float = 0.0
     f_prime: float = 0.0
     f_double_prime: float = 0.0
+    source: str = "cromer-mann"
 
     def __post_init__(self) -> None:
-        form_factor(self.ion)  # unknown ion → ValueError now, not at simulation time
+        form_factor(self.ion, self.source)  # unknown ion → ValueError now, not at simulation time
         for attr in ("u_iso", "f_prime", "f_double_prime"):
             if not np.isfinite(getattr(self, attr)):
                 raise ValueError(f"{attr} of scatterer {self.name!r} must be finite, got {getattr(self, attr)}")
@@ -91,9 +139,10 @@ class Scatterer:
             raise ValueError(f"u_iso of scatterer {self.name!r} must be ≥ 0 Å², got {self.u_iso}")
 
     @classmethod
-    def from_b(cls, name: str, ion: str, b_iso: float, **anomalous: float) -> Scatterer:
+    def from_b(cls, name: str, ion: str, b_iso: float, f_prime: float = 0.0, f_double_prime: float = 0.0,
+               source: str = "cromer-mann") -> Scatterer:
         """Build from a Debye–Waller B (Å²) instead of U_iso: U_iso = B / (8π²)."""
-        return cls(name, ion, float(b_iso) / (8 * np.pi**2), **anomalous)
+        return cls(name, ion, float(b_iso) / (8 * np.pi**2), f_prime, f_double_prime, source)
 
     @property
     def b_iso(self) -> float:
@@ -108,7 +157,7 @@ class Scatterer:
         """(f0(q) + f′ + i f″) · exp(−q² U_iso / 2) at |q| (Å⁻¹); complex only if anomalous."""
         q = np.asarray(q, dtype=np.float64)
         debye_waller = np.exp(-0.5 * self.u_iso * q**2)
-        f: np.ndarray = form_factor(self.ion)(q) + self.f_prime
+        f: np.ndarray = form_factor(self.ion, self.source)(q) + self.f_prime
         if self.f_double_prime != 0.0:
             f = f + 1j * self.f_double_prime
         return f * debye_waller
@@ -128,4 +177,4 @@ class Scatterer:
         # xraydb's f1_chantler is already the anomalous part f′ (≈ 0 far from edges).
         f1 = float(xraydb.f1_chantler(element, energy_eV))
         f2 = float(xraydb.f2_chantler(element, energy_eV))
-        return Scatterer(self.name, self.ion, self.u_iso, f1, f2)
+        return Scatterer(self.name, self.ion, self.u_iso, f1, f2, self.source)
