@@ -90,3 +90,99 @@ def test_existing_output_is_kept(tmp_path, capsys):
 def test_missing_structure_file_exits_2(tmp_path, capsys):
     assert main(["simulate", "--structure", str(tmp_path / "none.toml"), "--out", str(tmp_path)]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the command pattern
+def _options(command):
+    from mamba_ctr import cli, workflows
+
+    module = workflows.load(command)
+    return module, cli._parser(command, module)
+
+
+@pytest.mark.parametrize("command", __import__("mamba_ctr.workflows").workflows.COMMANDS)
+def test_every_command_is_reachable_and_its_help_shows_the_defaults(command, capsys):
+    import dataclasses
+
+    module, parser = _options(command)
+    assert dataclasses.is_dataclass(module.Config) and callable(module.run)
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    assert stop.value.code == 0
+    text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # argparse wraps lines (also at hyphens)
+    assert "--config FILE.toml" in text and "--quiet" in text
+    for f in dataclasses.fields(module.Config):
+        if f.default not in (dataclasses.MISSING, None, ()):
+            shown = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else str(f.default)
+            assert f"(default: {shown})" in text, (f.name, text)
+    assert parser.parse_args(["--quiet"]).quiet  # --quiet is accepted by every command
+
+
+def test_quiet_switches_off_progress_bars():
+    pytest.importorskip("torch")
+    from mamba_ctr import cli
+
+    module, parser = _options("train")
+    args = parser.parse_args(["--stream", "paper-4L", "--quiet"])
+    assert cli._config("train", module, args).progress is False
+    assert cli._config("train", module, parser.parse_args(["--stream", "paper-4L"])).progress is None
+    module, parser = _options("compare")
+    assert cli._config("compare", module, parser.parse_args(["--methods", "cobra", "--quiet"])).quiet
+
+
+def test_config_file_with_flags_on_top(tmp_path):
+    config = tmp_path / "sim.toml"
+    config.write_text(f'preset = "4L"\nplot = false\nout = "{tmp_path / "from_file"}"\n')
+    assert main(["simulate", "--config", str(config), "--out", str(tmp_path / "from_flag")]) == 0
+    assert not (tmp_path / "from_file").exists()
+    grid = mamba_ctr.data.read_rods(tmp_path / "from_flag" / "rods.h5")[0]
+    assert grid.same_as(mamba_ctr.presets.get("paper-4L").grid) and not list((tmp_path / "from_flag").glob("*.png"))
+
+
+def test_unknown_config_key_is_one_line_and_nothing_is_written(tmp_path, capsys):
+    config = tmp_path / "sim.toml"
+    config.write_text(f'out = "{tmp_path / "o"}"\nbogus = 1\n')
+    assert main(["simulate", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("mamba-ctr simulate: error:")
+    assert "unknown key(s) bogus; allowed: out, preset, structure" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "--data", "x.h5"], "evaluate needs --model"),
+    (["stats"], "stats needs FILE"),
+    (["compare", "--models", "12L"], "models must be KEY=VALUE"),
+    (["generate", "--out", "x.h5", "--n", "ten"], "n must be int"),
+    (["generate", "--out", "x.h5", "--shard", "3/2"], "0 ≤ i < K"),
+    (["study", "--presets", "4L,paper-99L"], "unknown preset 'paper-99L'"),
+])
+def test_bad_options_are_one_line(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_bug_is_a_traceback_and_exit_1_not_bad_input(monkeypatch, capsys):
+    from mamba_ctr.workflows import info
+
+    def broken(config):
+        raise RuntimeError("NaN loss")
+
+    monkeypatch.setattr(info, "run", broken)
+    assert main(["info"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: NaN loss" in err
+
+
+def test_a_missing_extra_is_one_line(monkeypatch, capsys):
+    from mamba_ctr.workflows import info
+
+    def needs_torch(config):
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    monkeypatch.setattr(info, "run", needs_torch)
+    assert main(["info"]) == 2
+    assert 'pip install "mamba-ctr[train]"' in capsys.readouterr().err

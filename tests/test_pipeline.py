@@ -143,9 +143,9 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
 
 def test_shipped_model_loads_and_predicts_fresh_structures():
     from mamba_ctr import models, presets
-    from mamba_ctr.evaluate import field_mae
     from mamba_ctr.nn.predict import predict_field
     from mamba_ctr.simulate import simulate
+    from mamba_ctr.workflows.evaluate import field_mae
 
     assert "paper-12L" in models.available()
     checkpoint = models.load("paper-12L")

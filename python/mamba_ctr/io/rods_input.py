@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..physics.grid import Grid
 
 __all__ = ["read_intensities"]
@@ -22,15 +23,15 @@ L_TOLERANCE = 1e-6
 
 
 def read_intensities(path: str | os.PathLike, grid: Grid) -> np.ndarray:
-    """Intensities (n, R, NL) on `grid` from an HDF5 or CSV file; a ValueError when they are on another grid."""
+    """Intensities (n, R, NL) on `grid` from an HDF5 or CSV file; an InputError when they are on another grid."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no input file {path}")
+        raise InputError(f"no input file {path}")
     if path.suffix.lower() in (".h5", ".hdf5"):
         return _read_hdf5(path, grid)
     if path.suffix.lower() == ".csv":
         return _read_csv(path, grid)
-    raise ValueError(f"input must be .h5/.hdf5 or .csv, got {path.name}")
+    raise InputError(f"input must be .h5/.hdf5 or .csv, got {path.name}")
 
 
 def _read_hdf5(path: Path, grid: Grid) -> np.ndarray:
@@ -38,10 +39,10 @@ def _read_hdf5(path: Path, grid: Grid) -> np.ndarray:
 
     with open_complete(path) as f:
         if "intensity" not in f or "grid" not in f:
-            raise ValueError(f"{path} has no /intensity and /grid (the mamba-ctr HDF5 layout)")
+            raise InputError(f"{path} has no /intensity and /grid (the mamba-ctr HDF5 layout)")
         stored = read_grid(f["grid"])
         if not stored.same_as(grid):
-            raise ValueError(f"{path} holds rods on another grid ({stored!r}) than the model's ({grid!r})")
+            raise InputError(f"{path} holds rods on another grid ({stored!r}) than the model's ({grid!r})")
         return np.asarray(f["intensity"][()], dtype=np.float64)
 
 
@@ -50,11 +51,11 @@ def _read_csv(path: Path, grid: Grid) -> np.ndarray:
         reader = csv.DictReader(handle)
         missing = {"h", "k", "L", "intensity"} - set(reader.fieldnames or [])
         if missing:
-            raise ValueError(f"{path}: missing column(s) {sorted(missing)}; need h, k, L, intensity "
+            raise InputError(f"{path}: missing column(s) {sorted(missing)}; need h, k, L, intensity "
                              f"(got {reader.fieldnames})")
         rows = list(reader)
     if not rows:
-        raise ValueError(f"{path} has no data rows")
+        raise InputError(f"{path} has no data rows")
     try:
         h = np.array([int(float(r["h"])) for r in rows])
         k = np.array([int(float(r["k"])) for r in rows])
@@ -62,12 +63,12 @@ def _read_csv(path: Path, grid: Grid) -> np.ndarray:
         value = np.array([float(r["intensity"]) for r in rows])
         structure = np.array([int(r.get("structure") or 0) for r in rows])
     except ValueError as error:
-        raise ValueError(f"{path}: a value is not a number ({error})") from None
+        raise InputError(f"{path}: a value is not a number ({error})") from None
     rod_of = {(int(hh), int(kk)): r for r, (hh, kk) in enumerate(zip(grid.h, grid.k, strict=True))}
     rod = np.array([rod_of.get((int(a), int(b)), -1) for a, b in zip(h, k, strict=True)])
     if np.any(rod < 0):
         bad = sorted({(int(a), int(b)) for a, b, r in zip(h, k, rod, strict=True) if r < 0})
-        raise ValueError(f"{path}: rods {bad[:5]} are not on the model's grid (its rods: "
+        raise InputError(f"{path}: rods {bad[:5]} are not on the model's grid (its rods: "
                          f"{sorted(rod_of)})")
     point = np.searchsorted(grid.L, L)
     point = np.clip(point, 0, grid.n_L - 1)
@@ -75,16 +76,16 @@ def _read_csv(path: Path, grid: Grid) -> np.ndarray:
     point = np.where(np.abs(grid.L[nearer] - L) < np.abs(grid.L[point] - L), nearer, point)
     off = np.abs(grid.L[point] - L) > L_TOLERANCE
     if np.any(off):
-        raise ValueError(f"{path}: {int(off.sum())} L value(s) are not on the model's grid (first: {L[off][0]!r}); "
+        raise InputError(f"{path}: {int(off.sum())} L value(s) are not on the model's grid (first: {L[off][0]!r}); "
                          f"the model needs L = {grid.L[0]:g} … {grid.L[-1]:g} in steps of the grid")
     ids, index = np.unique(structure, return_inverse=True)
     out = np.full((ids.size, grid.n_rods, grid.n_L), np.nan)
     seen = np.zeros(out.shape, dtype=np.int64)
     np.add.at(seen, (index, rod, point), 1)
     if np.any(seen > 1):
-        raise ValueError(f"{path}: some (structure, h, k, L) points appear more than once")
+        raise InputError(f"{path}: some (structure, h, k, L) points appear more than once")
     out[index, rod, point] = value
     if np.any(seen == 0):
-        raise ValueError(f"{path}: {int((seen == 0).sum())} grid point(s) are missing; the model needs all "
+        raise InputError(f"{path}: {int((seen == 0).sum())} grid point(s) are missing; the model needs all "
                          f"{grid.n_rods} × {grid.n_L} points of its grid for every structure")
     return out

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..physics import presets
 from ..physics.model import Structures
 from ..physics.presets import PerovskitePreset
@@ -36,7 +37,7 @@ def load_structure(path: str | Path) -> tuple[PerovskitePreset, Structures]:
     """(preset, one structure) described by a TOML or JSON file (see module docstring)."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"structure file not found: {path}")
+        raise InputError(f"structure file not found: {path}")
     text = path.read_bytes()
     try:
         if path.suffix.lower() == ".json":
@@ -44,34 +45,40 @@ def load_structure(path: str | Path) -> tuple[PerovskitePreset, Structures]:
         elif path.suffix.lower() == ".toml":
             spec = tomllib.loads(text.decode())
         else:
-            raise ValueError(f"structure file must end in .toml or .json, got {path.name}")
+            raise InputError(f"structure file must end in .toml or .json, got {path.name}")
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"cannot parse {path}: {error}") from None
+        raise InputError(f"cannot parse {path}: {error}") from None
     return structure_from_dict(spec, source=str(path))
 
 
 def structure_from_dict(spec: dict, source: str = "structure") -> tuple[PerovskitePreset, Structures]:
     if not isinstance(spec, dict):
-        raise ValueError(f"{source}: expected a table with 'preset' and [layers], got {type(spec).__name__}")
+        raise InputError(f"{source}: expected a table with 'preset' and [layers], got {type(spec).__name__}")
     unknown = set(spec) - {"preset", "layers", "beta"}
     if unknown:
-        raise ValueError(f"{source}: unknown keys {sorted(unknown)}; expected preset, layers, beta")
-    preset = presets.get(spec.get("preset", "paper-12L"))
+        raise InputError(f"{source}: unknown keys {sorted(unknown)}; expected preset, layers, beta")
+    try:
+        preset = presets.get(spec.get("preset", "paper-12L"))
+    except ValueError as error:  # an unknown preset name
+        raise InputError(f"{source}: {error}") from None
     layers = spec.get("layers", {})
     unknown = set(layers) - set(LAYER_KEYS)
     if unknown:
-        raise ValueError(f"{source}: unknown [layers] keys {sorted(unknown)}; expected {', '.join(LAYER_KEYS)}")
+        raise InputError(f"{source}: unknown [layers] keys {sorted(unknown)}; expected {', '.join(LAYER_KEYS)}")
     values = preset.parameters(preset.nominal())
     for key, given in layers.items():
         try:
             array = np.asarray(given, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"{source}: layers.{key} must be a list of numbers") from None
+            raise InputError(f"{source}: layers.{key} must be a list of numbers") from None
         if array.shape != (preset.n_layers,):
-            raise ValueError(f"{source}: layers.{key} must have {preset.n_layers} values (one per layer of "
+            raise InputError(f"{source}: layers.{key} must have {preset.n_layers} values (one per layer of "
                              f"{preset.name}), got {array.size}")
         values[key] = array[None]
     beta = float(spec.get("beta", 0.0))
     # LAYER_KEYS are the seven per-layer arguments that precede beta
-    structures = preset.from_parameters(*(values[key] for key in LAYER_KEYS), beta=beta)  # type: ignore[misc]
+    try:  # the model checks the values (e.g. occupancy in [0, 1])
+        structures = preset.from_parameters(*(values[key] for key in LAYER_KEYS), beta=beta)  # type: ignore[misc]
+    except ValueError as error:
+        raise InputError(f"{source}: {error}") from None
     return preset, structures

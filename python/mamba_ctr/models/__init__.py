@@ -4,6 +4,7 @@
     >>> models.available()
     ['paper-12L']
     >>> checkpoint = models.load("paper-12L")        # a mamba_ctr.nn.checkpoint.Checkpoint
+    >>> mine = models.load("runs/train")             # or a training directory (its best checkpoint)
 
 Each model is a checkpoint (weights stored as float16 tensors, loaded into float32 networks; JSON metadata with
 the architecture, grid, normalisation, preset, training history and the measured validation/test MAE). How each
@@ -12,8 +13,11 @@ was trained is in its metadata ("provenance") and in the README.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ..errors import InputError
 
 if TYPE_CHECKING:  # torch is optional
     from ..nn.checkpoint import Checkpoint
@@ -32,15 +36,23 @@ def path(name: str) -> Path:
     """The checkpoint stem of a shipped model."""
     names = available()
     if name not in names:
-        raise ValueError(f"no shipped model {name!r} (available: {', '.join(names) or 'none'})")
+        raise InputError(f"no shipped model {name!r} (available: {', '.join(names) or 'none'})")
     return _HERE / name
 
 
-def load(name: str = "paper-12L", map_location: str = "cpu") -> Checkpoint:
-    """The shipped model `name` as a Checkpoint (networks in eval mode, float32)."""
+def load(spec: str | os.PathLike = "paper-12L", map_location: str = "cpu") -> Checkpoint:
+    """A Checkpoint (networks in eval mode, float32) from a shipped model name, a training directory (its best
+    checkpoint) or a checkpoint (its stem or one of its files); InputError when there is none."""
     from ..nn.checkpoint import load_checkpoint
 
-    checkpoint = load_checkpoint(path(name), map_location=map_location)
-    for model in checkpoint.models.values():
-        model.float().eval()
-    return checkpoint
+    name = str(spec)
+    stem = _HERE / name if name in available() else Path(spec)
+    if stem.is_dir():
+        stem = stem / "best"
+    try:
+        return load_checkpoint(stem, map_location=map_location)
+    except InputError:
+        if stem.exists() or stem.with_name(f"{stem.name}.json").exists():
+            raise
+        raise InputError(f"no shipped model or checkpoint {name!r} (shipped: {', '.join(available()) or 'none'}; "
+                         "or give a training directory or a checkpoint)") from None

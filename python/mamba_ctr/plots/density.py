@@ -1,8 +1,8 @@
 """Figures of reconstructed densities and extracted structures (the paper's Fig. 2a and 2b).
 
-Arrays in, a matplotlib Figure out (also saved when `path` is given); the Agg backend is used, so they work
-without a display. Compute the inputs with `mamba_ctr.reconstruct` (density_slices, extract_labels,
-label_rmse).
+Arrays in, a matplotlib Figure out (also saved when `path` is given); no pyplot, so they work without a display
+and leave the user's backend alone. Compute the inputs with `mamba_ctr.reconstruct` (density_slices,
+extract_labels, label_rmse).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..physics.presets import PerovskitePreset
-from .rods import _pyplot
+from ._base import new_figure, save
 
 _GROUP_TITLES = {"c": "layer height c_j", "B": "B: d_B_j", "O_ap": "apical O: d_O_ap_j",
                  "O_eq": "equatorial O: d_O_eq_j", "p": "Sr fraction p_i", "occupancy": "top occupancy"}
@@ -34,7 +34,7 @@ def plot_density_slices(x: np.ndarray, z: np.ndarray, truth: np.ndarray, predict
         title: figure title.
 
     Returns:
-        the matplotlib Figure (close it when done).
+        the matplotlib Figure.
     """
     x, z = np.asarray(x, np.float64).reshape(-1), np.asarray(z, np.float64).reshape(-1)
     panels = [("truth", np.asarray(truth, np.float64))]
@@ -44,9 +44,9 @@ def plot_density_slices(x: np.ndarray, z: np.ndarray, truth: np.ndarray, predict
     for name, array in panels:
         if array.shape != (len(y), x.size, z.size):
             raise ValueError(f"{name} must have shape (len(y), nx, nz) = {(len(y), x.size, z.size)}, got {array.shape}")
-    plt = _pyplot()
     size = (3.2 * len(panels) + 1.2, 1.0 + len(y) * (1.2 + 0.05 * np.ptp(z)))
-    fig, axes = plt.subplots(len(y), len(panels), figsize=size, squeeze=False, sharey=True, layout="constrained")
+    fig = new_figure(figsize=size, layout="constrained")
+    axes = fig.subplots(len(y), len(panels), squeeze=False, sharey=True)
     for row, y_value in enumerate(y):
         limit = max(float(np.max(np.abs(array[row]))) for _, array in panels) or 1.0
         for column, (name, array) in enumerate(panels):
@@ -60,7 +60,7 @@ def plot_density_slices(x: np.ndarray, z: np.ndarray, truth: np.ndarray, predict
         fig.colorbar(image, ax=list(axes[row]), label="ρ (e/Å³)")
     if title:
         fig.suptitle(title)
-    return _finish(fig, path)
+    return save(fig, path)
 
 
 def crop_to_film(z: np.ndarray, *slices: np.ndarray, margin: float = 4.0, level: float = 0.02):
@@ -107,10 +107,10 @@ def plot_extracted_labels(preset: PerovskitePreset, truth: Mapping[str, float], 
         for mapping, what in ((truth, "truth"), (prediction, "prediction")):
             if name not in mapping:
                 raise ValueError(f"{what} lacks label {name!r}")
-    plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, len(groups), figsize=(3.0 * len(groups), 3.4), squeeze=False, layout="constrained")
+    fig = new_figure(figsize=(3.0 * len(groups), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(groups), squeeze=False)
     for ax, (group, entries) in zip(axes[0], groups.items(), strict=True):
         layers = np.array([layer for layer, _ in entries])
         names = [name for _, name in entries]
@@ -126,12 +126,5 @@ def plot_extracted_labels(preset: PerovskitePreset, truth: Mapping[str, float], 
     axes[0, 0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    return _finish(fig, path)
+    return save(fig, path)
 
-
-def _finish(fig, path: str | Path | None):
-    if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-    return fig

@@ -1,4 +1,4 @@
-"""Semilog plots of simulated rods."""
+"""Plots of rods: semilog intensities of simulated rods, and a (predicted) film field on every rod."""
 
 from __future__ import annotations
 
@@ -6,18 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..physics.grid import Grid
 from ..simulate import Rods
+from ._base import new_figure, save
 
-
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError as error:
-        raise ImportError('plots need matplotlib: pip install "mamba-ctr[plot]"') from error
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+__all__ = ["plot_field_rods", "plot_rods"]
 
 
 def plot_rods(rods: Rods, out_dir: str | Path, index: int = 0, title: str = "") -> list[Path]:
@@ -25,25 +18,22 @@ def plot_rods(rods: Rods, out_dir: str | Path, index: int = 0, title: str = "") 
 
     Returns the written paths (rod_h{h}_k{k}.png, plus rods_overview.png with every rod).
     """
-    plt = _pyplot()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     grid = rods.grid
     off = ~grid.bragg
     paths = []
     for r in range(grid.n_rods):
-        fig, ax = plt.subplots(figsize=(6, 3.6))
+        fig = new_figure(figsize=(6, 3.6), layout="tight")
+        ax = fig.subplots()
         _draw_rod(ax, rods, index, r, off)
         ax.legend(loc="upper right", fontsize=8)
         ax.set_title(f"{title} rod ({grid.h[r]}, {grid.k[r]})".strip())
-        fig.tight_layout()
-        path = out_dir / f"rod_h{grid.h[r]}_k{grid.k[r]}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(out_dir / f"rod_h{grid.h[r]}_k{grid.k[r]}.png")
+        save(fig, paths[-1])
     cols = int(np.ceil(np.sqrt(grid.n_rods)))
     rows = int(np.ceil(grid.n_rods / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False, sharex=True)
+    fig = new_figure(figsize=(3.2 * cols, 2.4 * rows), layout="tight")
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True)
     for r, ax in enumerate(axes.ravel()):
         if r < grid.n_rods:
             _draw_rod(ax, rods, index, r, off)
@@ -51,11 +41,9 @@ def plot_rods(rods: Rods, out_dir: str | Path, index: int = 0, title: str = "") 
         else:
             ax.axis("off")
     fig.suptitle(title or "simulated rods")
-    fig.tight_layout()
-    path = out_dir / "rods_overview.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return [*paths, path]
+    paths.append(out_dir / "rods_overview.png")
+    save(fig, paths[-1], dpi=100)
+    return paths
 
 
 def _draw_rod(ax, rods: Rods, index: int, r: int, off: np.ndarray) -> None:
@@ -67,3 +55,17 @@ def _draw_rod(ax, rods: Rods, index: int, r: int, off: np.ndarray) -> None:
     ax.set_ylabel("intensity (e²)")
     for bragg_L in L[rods.grid.bragg]:
         ax.axvline(bragg_L, color="0.85", lw=0.6, zorder=0)
+
+
+def plot_field_rods(grid: Grid, field: np.ndarray, path: str | Path | None = None):
+    """Re U and Im U of one structure's film field (complex (R, NL), electrons) on every rod, one panel each."""
+    fig = new_figure(figsize=(12, 8), layout="constrained")
+    axes = fig.subplots(4, 4, sharex=True)
+    for r, ax in enumerate(axes.flat[: grid.n_rods]):
+        ax.plot(grid.L, field[r].real, lw=0.9, label="Re U")
+        ax.plot(grid.L, field[r].imag, lw=0.9, label="Im U")
+        ax.set_title(f"({grid.h[r]} {grid.k[r]})", fontsize=8)
+    axes.flat[0].legend(fontsize=7)
+    fig.supxlabel("L (r.l.u.)")
+    fig.supylabel("predicted U (electrons)")
+    return save(fig, path, dpi=100)

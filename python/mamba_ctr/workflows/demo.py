@@ -1,4 +1,4 @@
-"""`mamba-ctr demo`: the whole chain on the CPU in minutes, ending in a Markdown report with figures.
+"""The whole chain on the CPU in minutes, ending in a Markdown report with figures (out/report.md).
 
 1. simulate: a test set of `n_test` paper-12L structures (seed 20261125, never used for training);
 2. train: the fast rods-as-channels U-Net (dilated bottleneck, `--dilations 1,2,4,8`) for `train_minutes` on
@@ -13,60 +13,64 @@
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._checks import check_count
-from ._version import __version__
+from .. import _files
+from .._checks import check_count
+from .._version import __version__
+from ..errors import InputError
+from ._common import TEST_SEED, Result, progress, user_path
 
-__all__ = ["DemoConfig", "run_demo"]
-
-TEST_SEED = 20261125
+__all__ = ["Config", "run"]
 
 
 @dataclass
-class DemoConfig:
-    """out: output directory; n_test: test structures; train_minutes: CPU training budget of the demo network
-    (0: skip training); n_refine: structures refined from the shipped model's prediction (0: skip);
-    overwrite: reuse a non-empty `out`."""
-
-    out: Path = Path("mamba-ctr-demo")
-    n_test: int = 500
-    train_minutes: float = 3.0
-    n_refine: int = 20
-    overwrite: bool = False
-    progress: bool | None = None
+class Config:
+    out: Path = field(default=Path("mamba-ctr-demo"), metadata={"help": "output directory"})
+    n_test: int = field(default=500, metadata={"help": "test structures"})
+    train_minutes: float = field(default=3.0, metadata={"help": "CPU training budget of the demo network (0: skip)"})
+    n_refine: int = field(default=20, metadata={"help": "structures refined from the shipped model's prediction "
+                                                        "(0: skip)"})
+    overwrite: bool = field(default=False, metadata={"help": "reuse a non-empty out"})
+    quiet: bool = field(default=False, metadata={"help": "no progress bars"})
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         check_count("n_test", self.n_test, 2)
         check_count("n_refine", self.n_refine, 0)
         if not (self.train_minutes >= 0 and np.isfinite(self.train_minutes)):
-            raise ValueError(f"train_minutes must be ≥ 0, got {self.train_minutes!r}")
+            raise InputError(f"train_minutes must be ≥ 0, got {self.train_minutes!r}")
         if self.n_refine > self.n_test:
-            raise ValueError(f"n_refine ({self.n_refine}) must be ≤ n_test ({self.n_test})")
+            raise InputError(f"n_refine ({self.n_refine}) must be ≤ n_test ({self.n_test})")
         if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())) and not self.overwrite:
-            raise ValueError(f"{self.out} exists and is not an empty directory (pass --overwrite to reuse it)")
+            raise InputError(f"{self.out} exists and is not an empty directory (pass --overwrite to reuse it)")
 
 
 def _say(message: str) -> None:
     print(f"[demo] {message}", flush=True)
 
 
-def run_demo(config: DemoConfig) -> dict[str, Any]:
-    """Run the demo; returns a summary (also written to out/summary.json)."""
+def run(config: Config) -> Result:
+    """Run the demo; `Result.value`: the summary (also written to out/summary.json)."""
+    with user_path(config.out):
+        summary = _run(config)
+    return Result(summary)  # _run has said where the report is
+
+
+def _run(config: Config) -> dict[str, Any]:
     import shutil
 
-    from . import models
-    from .data.generate import GenerateConfig, generate
-    from .evaluate import EvaluateConfig, evaluate
-    from .nn.train import TrainConfig, cpu_bf16_supported, train
-    from .nn.unet_rods import DILATED_BOTTLENECK  # val MAE 0.168 vs 0.196 plain in a 4-min pilot
+    from .. import models
+    from ..data.generate import generate
+    from ..data.generate_config import GenerateConfig
+    from ..nn.train import TrainConfig, cpu_bf16_supported, train
+    from ..nn.unet_rods import DILATED_BOTTLENECK  # val MAE 0.168 vs 0.196 plain in a 4-min pilot
+    from . import evaluate
 
     out = config.out
     if config.overwrite and out.is_dir():
@@ -93,19 +97,19 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
                           optimizer="adamw", weight_decay=0.01, schedule="onecycle",
                           schedule_minutes=config.train_minutes, max_minutes=config.train_minutes * 1.2,
                           pilot_samples=20_000, val_samples=2_000, samples_per_epoch=20_000, bf16=bf16,
-                          out=out / "train", progress=config.progress))
+                          out=out / "train", progress=progress(config.quiet)))
         summary["seconds"]["train"] = round(time.perf_counter() - t0, 1)
         evaluations["trained"] = str(out / "train")
     if "paper-12L" in models.available():
         evaluations["shipped"] = "paper-12L"
     if not evaluations:
-        raise ValueError("nothing to evaluate: no training (train_minutes 0) and no shipped model")
+        raise InputError("nothing to evaluate: no training (train_minutes 0) and no shipped model")
     reports = {}
     for name, model in evaluations.items():
         _say(f"predicting, reconstructing and evaluating the {name} model on the test set")
         t0 = time.perf_counter()
-        reports[name] = evaluate(EvaluateConfig(model=str(model), data=test_file, out=out / f"eval-{name}",
-                                                n=config.n_test))
+        reports[name] = evaluate.run(evaluate.Config(model=str(model), data=test_file, out=out / f"eval-{name}",
+                                                      n=config.n_test)).value
         summary["seconds"][f"evaluate {name}"] = round(time.perf_counter() - t0, 1)
     if config.n_refine and "shipped" in reports:
         _say(f"refining {config.n_refine} structures from the shipped model's prediction (√I least squares)")
@@ -116,7 +120,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     summary["reports"] = {name: {key: report[key] for key in ("field_mae", "r2_per_group", "outliers_total",
                                                                "targets")}
                           for name, report in reports.items()}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    _files.write_json(out / "summary.json", summary)
     _write_report(out, summary, reports)
     _say(f"done in {summary['seconds']['total']:.0f} s: {out / 'report.md'}")
     return summary
@@ -124,12 +128,12 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
 
 def _refine(test_file: Path, n: int) -> dict[str, Any]:
     """√I fits of the first n test structures started from the labels the shipped model's density gives."""
-    from . import models
-    from .baselines import fit_intensities
+    from .. import models
+    from ..baselines import fit_intensities
+    from ..nn.predict import predict_field
+    from ..reconstruct import extract_labels, fit_start, r2_scores
+    from ..reconstruct.refine import exact_recovery
     from .evaluate import read_test_set
-    from .nn.predict import predict_field
-    from .reconstruct import extract_labels, fit_start, r2_scores
-    from .reconstruct.refine import exact_recovery
 
     preset, intensity, _, true = read_test_set(test_file, 0, n)
     predicted = extract_labels(predict_field(models.load("paper-12L"), intensity), preset.grid, preset)
@@ -183,4 +187,4 @@ def _write_report(out: Path, summary: dict, reports: dict) -> None:
                   f"![00 rod](eval-{name}/field_00.png)", ""]
     if (out / "train" / "loss.png").exists():
         lines += ["## Training curve of the demo network", "", "![loss](train/loss.png)", ""]
-    (out / "report.md").write_text("\n".join(lines))
+    _files.write_text(out / "report.md", "\n".join(lines))

@@ -1,0 +1,200 @@
+"""Judge a model on test structures: field MAE per rod, labels extracted from the predicted field vs the truth
+(R² per label and per atom type, the paper's outlier rule), figures (paper Fig. 2a, 2b, 3a-c, 6). Writes
+metrics.json, r2.csv, labels.csv, field_mae_per_rod.csv and PNGs to out.
+
+    >>> from mamba_ctr.workflows import evaluate
+    >>> report = evaluate.run(evaluate.Config(model="paper-12L", data="test.h5", out="eval", n=500)).value
+    >>> report["r2_per_group"]            # mean R² per atom type over identifiable labels
+
+Chain (learning.md, "Judging a model"): intensities → network → predicted film field U → column densities →
+extracted labels → R² against the stored labels, with the paper's outlier rule (an extracted value more than 10 %
+of its label's range outside the sampled range is replaced by the nominal value; how often is reported). The same
+extraction applied to the TRUE field is reported beside it: the ceiling set by the extraction alone. Field MAE is
+in z-score units (the training metric), overall and per rod. Figures: density_slices.png (Fig. 2a),
+positions.png (Fig. 2b), scatter.png (Fig. 3a–b), r2.png (Fig. 3c), field_00.png (Fig. 6).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import _files
+from .._checks import check_count
+from .._version import __version__
+from ..errors import InputError
+from ..physics import presets
+from ..physics.presets import PerovskitePreset
+from ..reconstruct import extract_labels, label_rmse, r2_scores
+from ._common import Result, output_dir, user_path
+
+__all__ = ["TARGETS", "Config", "field_mae", "read_test_set", "run", "structure_report"]
+
+# issue 6 targets on paper-12L: R² ≥ 0.98 for every identifiable c_j and p_n, ≥ 0.90 for every small atom
+TARGETS = {"c": 0.98, "p": 0.98, "B": 0.90, "O_ap": 0.90, "O_eq": 0.90, "occupancy": 0.90}
+
+
+@dataclass
+class Config:
+    model: str = field(metadata={"help": "shipped model name (paper-12L), training directory (its best checkpoint) "
+                                         "or checkpoint"})
+    data: Path = field(metadata={"help": "test dataset FILE.h5 with /intensity, /film_field and /labels (mamba-ctr "
+                                         "generate with a seed the model never saw)"})
+    out: Path = field(default=Path("mamba-ctr-evaluate"), metadata={"help": "output directory"})
+    n: int = field(default=500, metadata={"help": "structures to evaluate: rows [start, start + n) of the file"})
+    start: int = field(default=0, metadata={"help": "first structure of the file"})
+    figures: bool = field(default=True, metadata={"help": "write the PNG figures (needs matplotlib)"})
+    example: int = field(default=0, metadata={"help": "index (within the n) of the structure drawn in the "
+                                                      "single-structure figures"})
+
+    def __post_init__(self) -> None:
+        self.data, self.out = Path(self.data), output_dir(self.out)
+        check_count("n", self.n, 1)
+        check_count("start", self.start, 0)
+        check_count("example", self.example, 0)
+        if self.example >= self.n:
+            raise InputError(f"example must be < n = {self.n}, got {self.example}")
+        if not self.data.is_file():
+            raise InputError(f"no dataset file {self.data}")
+
+
+def read_test_set(path: Path, start: int, n: int) -> tuple[PerovskitePreset, np.ndarray, np.ndarray, dict]:
+    """(preset, intensity (n, R, NL), film field (n, R, NL), labels) of rows [start, start + n) of a dataset."""
+    from ..data.hdf5 import open_complete, read_grid
+
+    with user_path(path, "read"), open_complete(path) as f:
+        total = int(f["intensity"].shape[0])
+        if start + n > total:
+            raise InputError(f"{path} holds {total} structures; rows [{start}, {start + n}) asked for")
+        for needed in ("film_field", "labels"):
+            if needed not in f:
+                raise InputError(f"{path} has no /{needed}: an evaluation needs the true fields and labels")
+        stored = json.loads(f.attrs.get("preset", "null") or "null")
+        if not stored:
+            raise InputError(f"{path} records no preset: the labels cannot be interpreted")
+        preset = presets.from_dict(stored)
+        if not read_grid(f["grid"]).same_as(preset.grid):
+            raise InputError(f"{path}: its grid differs from its preset's")
+        rows = slice(start, start + n)
+        intensity = f["intensity"][rows]
+        field_ = f["film_field"][rows]
+        labels = {spec.name: f["labels"][spec.name][rows].astype(np.float64) for spec in preset.label_specs()}
+    return preset, intensity, field_, labels
+
+
+def _check_compatible(checkpoint, preset: PerovskitePreset, data: Path) -> None:
+    if not checkpoint.grid.same_as(preset.grid):
+        raise InputError(f"the model was trained on another grid ({checkpoint.grid!r}) than {data} "
+                         f"({preset.grid!r})")
+    trained_for = (checkpoint.metadata.get("preset") or {}).get("name")
+    if trained_for is not None and trained_for != preset.name:
+        raise InputError(f"the model was trained on preset {trained_for!r}, {data} holds {preset.name!r}")
+
+
+def field_mae(checkpoint, predicted: np.ndarray, true: np.ndarray) -> tuple[float, np.ndarray]:
+    """MAE of the standardised Re and Im U (z-score units, as in training): overall and per rod (R,)."""
+    norm = checkpoint.normalisation
+    pr, pi = norm.apply_targets(predicted, dtype=np.float64)
+    tr, ti = norm.apply_targets(true, dtype=np.float64)
+    per_rod = 0.5 * (np.abs(pr - tr).mean(axis=(0, 2)) + np.abs(pi - ti).mean(axis=(0, 2)))
+    return float(per_rod.mean()), per_rod
+
+
+def structure_report(preset: PerovskitePreset, true: dict, predicted: dict,
+                     reference: dict | None = None) -> dict[str, Any]:
+    """R² per label and per atom type (outlier rule applied), outlier counts, RMSE per label, and which labels
+    meet the issue-6 targets. `reference`: labels extracted from the true field, reported beside them."""
+    per_label, per_group, outliers = r2_scores(true, predicted, preset)
+    rmse = label_rmse(true, predicted, preset)
+    n = len(next(iter(true.values())))
+    specs = {spec.name: spec for spec in preset.label_specs()}
+    targets = {name: bool(per_label[name] >= TARGETS[spec.group]) for name, spec in specs.items()
+               if spec.identifiable and np.isfinite(per_label[name])}
+    report: dict[str, Any] = {
+        "n": n, "r2_per_label": per_label, "r2_per_group": per_group, "rmse_per_label": rmse,
+        "outliers_per_label": outliers, "outliers_total": int(sum(outliers.values())),
+        "outlier_fraction": float(sum(outliers.values()) / max(1, n * len(outliers))),
+        "targets": {"thresholds": TARGETS, "met": int(sum(targets.values())), "of": len(targets),
+                    "failing": sorted(name for name, ok in targets.items() if not ok)},
+    }
+    if reference is not None:
+        ref_label, ref_group, ref_outliers = r2_scores(true, reference, preset)
+        report["true_field_extraction"] = {"r2_per_label": ref_label, "r2_per_group": ref_group,
+                                           "outliers_total": int(sum(ref_outliers.values()))}
+    return report
+
+
+def run(config: Config) -> Result:
+    """Evaluate `config.model` on `config.data` and write the files of the module docstring; `Result.value` is
+    the report (the content of metrics.json)."""
+    from .. import models
+    from ..nn.predict import predict_field
+
+    checkpoint = models.load(config.model)
+    preset, intensity, true_field, true_labels = read_test_set(config.data, config.start, config.n)
+    _check_compatible(checkpoint, preset, config.data)
+    started = time.perf_counter()
+    predicted_field = predict_field(checkpoint, intensity)
+    predict_s = time.perf_counter() - started
+    started = time.perf_counter()
+    predicted_labels = extract_labels(predicted_field, preset.grid, preset)
+    extract_s = time.perf_counter() - started
+    reference_labels = extract_labels(true_field, preset.grid, preset)
+    mae, mae_per_rod = field_mae(checkpoint, predicted_field, true_field)
+    report = structure_report(preset, true_labels, predicted_labels, reference_labels)
+    report.update({
+        "model": str(config.model), "architecture": checkpoint.arch, "data": str(config.data),
+        "rows": [config.start, config.start + config.n], "preset": preset.name, "mamba_ctr_version": __version__,
+        "field_mae": mae, "field_mae_per_rod": {f"{h}{k}": float(v) for h, k, v in
+                                                zip(preset.grid.h, preset.grid.k, mae_per_rod, strict=True)},
+        "seconds_per_structure": {"network": predict_s / config.n, "extraction": extract_s / config.n},
+        "model_metadata": {key: checkpoint.metadata.get(key) for key in ("val_mae", "test_mae", "provenance")
+                           if key in checkpoint.metadata},
+    })
+    with user_path(config.out):
+        _write_tables(config, preset, report, true_labels, predicted_labels)
+        if config.figures:
+            from ..plots import plot_evaluation
+
+            plot_evaluation(config.out, preset, report, true_labels, predicted_labels, true_field, predicted_field,
+                            start=config.start, example=config.example)
+    return Result(report, f"{summary(report)}\nfiles in {config.out}")
+
+
+def summary(report: dict[str, Any]) -> str:
+    """The headline of a report: field MAE, mean R² per atom type (also from the true field), outliers, targets."""
+    groups = "  ".join(f"{group} {value:.3f}" for group, value in report["r2_per_group"].items())
+    lines = [f"{report['n']} structures, field MAE {report['field_mae']:.4f} (z-score units)",
+             f"mean R² per atom type: {groups}"]
+    reference = report.get("true_field_extraction")
+    if reference:
+        lines.append("  from the true field:  "
+                     + "  ".join(f"{g} {v:.4f}" for g, v in reference["r2_per_group"].items()))
+    targets = report["targets"]
+    lines.append(f"outliers replaced: {report['outliers_total']}; labels meeting the targets: {targets['met']} of "
+                 f"{targets['of']}")
+    return "\n".join(lines)
+
+
+def _write_tables(config: Config, preset: PerovskitePreset, report: dict, true_labels: dict,
+                  predicted_labels: dict) -> None:
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    _files.write_json(out / "metrics.json", report)
+    reference = report.get("true_field_extraction", {}).get("r2_per_label", {})
+    rows = [{"label": spec.name, "group": spec.group, "identifiable": spec.identifiable,
+             "r2": report["r2_per_label"][spec.name], "r2_from_true_field": reference.get(spec.name, np.nan),
+             "rmse": report["rmse_per_label"][spec.name], "outliers": report["outliers_per_label"][spec.name],
+             "target": TARGETS[spec.group] if spec.identifiable else ""} for spec in preset.label_specs()]
+    _files.write_csv(out / "r2.csv", rows)
+    names = [spec.name for spec in preset.label_specs()]
+    _files.write_csv(out / "labels.csv", [{"index": config.start + i, "label": name, "true": true_labels[name][i],
+                                           "predicted": predicted_labels[name][i]}
+                                          for i in range(config.n) for name in names])
+    _files.write_csv(out / "field_mae_per_rod.csv", [{"rod": rod, "mae": value}
+                                                     for rod, value in report["field_mae_per_rod"].items()])

@@ -1,0 +1,120 @@
+"""Predict the film field U of measured or simulated rods (HDF5 or CSV with columns h, k, L, intensity on the
+model's grid), its electron density and the extracted structure.
+
+Files in out: prediction.h5 (/grid, /film_field (n, R, NL) complex128, /density/z (nz,) Å and
+/density/columns (n, 4, nz) e/Å along the A (0,0), B+O_ap (½,½), O_x (½,0), O_y (0,½) columns, /labels/<name>),
+structure.csv and structure.json (every label of every structure), density_slices.png (y = 0 and ½ of the first
+structure) and field.png (the predicted U on every rod of the first structure).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import _files
+from .._version import __version__
+from ..errors import InputError
+from ..physics import presets
+from ..physics.presets import PerovskitePreset
+from ._common import Result, output_dir, user_path
+
+__all__ = ["Config", "run"]
+
+
+@dataclass
+class Config:
+    input: Path = field(metadata={"help": "rods: FILE.h5 or FILE.csv (see mamba_ctr.io.rods_input) on the "
+                                          "model's grid"})
+    model: str = field(default="paper-12L", metadata={"help": "shipped model name, training directory or "
+                                                              "checkpoint"})
+    out: Path = field(default=Path("mamba-ctr-predict"), metadata={"help": "output directory"})
+    figures: bool = field(default=True, metadata={"help": "write the PNG figures"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an earlier prediction in out"})
+
+    def __post_init__(self) -> None:
+        self.input, self.out = Path(self.input), output_dir(self.out)
+        if not self.input.is_file():
+            raise InputError(f"no input file {self.input}")
+        if (self.out / "prediction.h5").exists() and not self.overwrite:
+            raise InputError(f"{self.out / 'prediction.h5'} exists (pass --overwrite to replace it)")
+
+
+def run(config: Config) -> Result:
+    """Predict and write the files of the module docstring; `Result.value`: {"labels": ..., "files": [...]}."""
+    from .. import models
+    from ..io.rods_input import read_intensities
+    from ..nn.predict import predict_field
+    from ..reconstruct import column_density, extract_labels
+
+    checkpoint = models.load(config.model)
+    stored = checkpoint.metadata.get("preset")
+    if not stored:
+        raise InputError(f"model {config.model} records no preset: its labels cannot be extracted")
+    preset = presets.from_dict(stored)
+    with user_path(config.input, "read"):
+        intensity = read_intensities(config.input, checkpoint.grid)
+    field_ = predict_field(checkpoint, intensity)
+    labels = extract_labels(field_, preset.grid, preset)
+    columns = column_density(field_, preset.grid)
+    out = config.out
+    with user_path(out):
+        out.mkdir(parents=True, exist_ok=True)
+        files = [_write_hdf5(out / "prediction.h5", preset, field_, columns, labels, config)]
+        files += _write_tables(out, labels, intensity.shape[0], config)
+        if config.figures:
+            files += _write_figures(out, preset, field_)
+    n = intensity.shape[0]
+    lines = [f"{n} structure(s) predicted; files in {out}"]
+    if n == 1:
+        lines += [f"  {name:<12} {values[0]:.4f}" for name, values in labels.items()]
+    return Result({"labels": labels, "files": files}, "\n".join(lines))
+
+
+def _write_hdf5(path: Path, preset: PerovskitePreset, field_: np.ndarray, columns, labels: dict,
+                config: Config) -> Path:
+    import h5py
+
+    from ..data.hdf5 import write_grid
+
+    with _files.atomic_path(path) as temporary, h5py.File(temporary, "w") as f:
+        write_grid(f.create_group("grid"), preset.grid)
+        f.create_dataset("film_field", data=field_)
+        group = f.create_group("density")
+        group.create_dataset("z", data=columns.z)
+        group.create_dataset("columns", data=columns.rho)
+        group.attrs["columns"] = json.dumps([str(c) for c in columns.columns])
+        group.attrs["unit"] = str(columns.unit)
+        labels_group = f.create_group("labels")
+        for name, values in labels.items():
+            labels_group.create_dataset(name, data=np.asarray(values, dtype=np.float64))
+        f.attrs.update({"created_by": f"mamba-ctr {__version__}", "model": str(config.model),
+                        "input": str(config.input), "preset": json.dumps(preset.to_dict())})
+    return path
+
+
+def _write_tables(out: Path, labels: dict, n: int, config: Config) -> list[Path]:
+    rows = [{"structure": i, "label": name, "value": float(values[i])} for i in range(n)
+            for name, values in labels.items()]
+    csv_path, json_path = out / "structure.csv", out / "structure.json"
+    _files.write_csv(csv_path, rows)
+    payload = {"model": str(config.model), "input": str(config.input), "mamba_ctr_version": __version__,
+               "structures": [{name: (None if not np.isfinite(v[i]) else float(v[i])) for name, v in labels.items()}
+                              for i in range(n)]}
+    _files.write_json(json_path, payload)
+    return [csv_path, json_path]
+
+
+def _write_figures(out: Path, preset: PerovskitePreset, field_: np.ndarray) -> list[Path]:
+    from ..plots import plot_density_slices, plot_field_rods
+    from ..plots.density import crop_to_film
+    from ..reconstruct import density_slices
+
+    x, z, rho = density_slices(field_[:1], preset.grid)
+    z, slices = crop_to_film(z, rho[0])
+    plot_density_slices(x, z, slices, path=out / "density_slices.png", title="predicted film density")
+    plot_field_rods(preset.grid, field_[0], path=out / "field.png")
+    return [out / "density_slices.png", out / "field.png"]
