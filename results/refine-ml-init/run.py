@@ -16,10 +16,10 @@ import numpy as np
 
 from mamba_ctr import models
 from mamba_ctr.baselines import fit_intensities
-from mamba_ctr.evaluate import read_test_set
 from mamba_ctr.nn.predict import predict_field
 from mamba_ctr.reconstruct import extract_labels, fit_start, r2_scores
 from mamba_ctr.reconstruct.refine import exact_recovery
+from mamba_ctr.workflows.evaluate import read_test_set
 
 path, n = sys.argv[1], int(sys.argv[2])
 preset, intensity, _, truth = read_test_set(path, 0, n)
