@@ -20,19 +20,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Literal
 
-from .generate import (
-    GenerateConfig,
-    _check_output,
-    _is_complete,
-    _progress,
-    generate,
-    merge,
-    parts_dir,
-    resolve_preset,
-)
+from tqdm import tqdm
+
+from ..errors import InputError
+from ..physics.presets import resolve as resolve_preset
+from .generate import GenerateConfig, check_output, data_dir, generate, merge, parts_dir
+from .hdf5 import is_complete
 
 
 def shards_dir(out: Path) -> Path:
@@ -52,9 +49,9 @@ def shard_configs(config: GenerateConfig, shards: int) -> list[GenerateConfig]:
 def run_shard(config: GenerateConfig) -> tuple[int, int]:
     """A shard job (runs on a worker): generate the shard, resuming an interrupted one, skipping a finished one.
     Returns its index range."""
-    if config.out.is_file() and _is_complete(config.out):
+    if config.out.is_file() and is_complete(config.out):
         return config.index_range
-    resume = parts_dir(config.out).exists() or config.out.with_name(config.out.name + ".data").exists()
+    resume = parts_dir(config.out).exists() or data_dir(config.out).exists()
     generate(dataclasses.replace(config, resume=resume))
     return config.index_range
 
@@ -66,14 +63,14 @@ def generate_on_dask(config: GenerateConfig, client, shards: int | None = None) 
     from distributed import as_completed
 
     if config.shard is not None:
-        raise ValueError("generate_on_dask makes the whole dataset: do not set shard (use shards=K)")
+        raise InputError("generate_on_dask makes the whole dataset: do not set shard (use shards=K)")
     if shards is None:
         shards = max(1, sum(client.nthreads().values()))
     if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= config.n:
-        raise ValueError(f"shards must be an integer in [1, n = {config.n}], got {shards!r}")
+        raise InputError(f"shards must be an integer in [1, n = {config.n}], got {shards!r}")
     resolve_preset(config.preset)  # a bad preset is an error here, not in K jobs
     out = config.out
-    _check_output(out, parts_dir(out), dataclasses.replace(config, resume=False))
+    check_output(out, dataclasses.replace(config, resume=False))
     directory = shards_dir(out)
     if directory.exists() and not config.resume:
         if not config.overwrite:
@@ -85,7 +82,8 @@ def generate_on_dask(config: GenerateConfig, client, shards: int | None = None) 
     futures = client.map(run_shard, jobs, key=[f"mamba-ctr-shard-{os.getpid()}-{i}-of-{shards}"
                                                for i in range(shards)], pure=False, retries=0)
     try:
-        with _progress(shards, 0, config.quiet, f"{Path(out).name} shards") as bar:
+        with tqdm(total=shards, unit=" shards", desc=f"{Path(out).name} shards",
+                  file=sys.stderr, dynamic_ncols=True, smoothing=0.1, disable=True if config.quiet else None) as bar:
             for future in as_completed(futures):
                 if future.status == "error":
                     error = future.exception()
@@ -115,7 +113,7 @@ def connect(address: str):
     try:
         return Client(address, timeout="20s")
     except (OSError, ValueError) as error:  # TimeoutError is an OSError
-        raise ValueError(f"cannot connect to the Dask scheduler at {address!r} ({error})") from None
+        raise InputError(f"cannot connect to the Dask scheduler at {address!r} ({error})") from None
 
 
 class _LocalClient:

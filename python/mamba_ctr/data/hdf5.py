@@ -5,7 +5,7 @@
     /params/<name> (n, ...) float64, /labels/<name> (n,) float64
     attrs: format_version, preset (JSON), seed, created_by, units, complete
 
-The file is written under a temporary name and renamed when complete, so an
+The file is written under a temporary name and renamed when complete (`mamba_ctr._files.atomic_path`), so an
 interrupted write never leaves a file that looks finished.
 """
 
@@ -18,7 +18,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .._files import atomic_path
 from .._version import __version__
+from ..errors import InputError
 from ..physics.grid import Grid
 from ..simulate import Rods
 
@@ -40,26 +42,20 @@ def write_rods(path: str | os.PathLike, rods: Rods, *, params: dict[str, np.ndar
     for group, values in (("params", params or {}), ("labels", labels or {})):
         for name, value in values.items():
             if np.shape(value)[:1] != (n,):
-                raise ValueError(f"{group}/{name} must have n = {n} rows, got shape {np.shape(value)}")
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with h5py.File(temporary, "w") as f:
-            write_grid(f.create_group("grid"), rods.grid)
-            chunks = (1, *rods.grid.shape) if n else None
-            f.create_dataset("intensity", data=rods.intensity, chunks=chunks)
-            if rods.film_field is not None:
-                f.create_dataset("film_field", data=rods.film_field, chunks=chunks)
-            for group, values in (("params", params or {}), ("labels", labels or {})):
-                g = f.create_group(group)
-                for name, value in values.items():
-                    g.create_dataset(name, data=np.asarray(value, dtype=np.float64))
-            f.attrs.update(file_attrs(preset=preset, seed=seed))
-            f.attrs["backend"] = rods.backend
-            f.attrs["complete"] = True
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+                raise InputError(f"{group}/{name} must have n = {n} rows, got shape {np.shape(value)}")
+    with atomic_path(path) as temporary, h5py.File(temporary, "w") as f:
+        write_grid(f.create_group("grid"), rods.grid)
+        chunks = (1, *rods.grid.shape) if n else None
+        f.create_dataset("intensity", data=rods.intensity, chunks=chunks)
+        if rods.film_field is not None:
+            f.create_dataset("film_field", data=rods.film_field, chunks=chunks)
+        for group, values in (("params", params or {}), ("labels", labels or {})):
+            g = f.create_group(group)
+            for name, value in values.items():
+                g.create_dataset(name, data=np.asarray(value, dtype=np.float64))
+        f.attrs.update(file_attrs(preset=preset, seed=seed))
+        f.attrs["backend"] = rods.backend
+        f.attrs["complete"] = True
     return path
 
 
@@ -107,7 +103,7 @@ def _check_virtual_sources(path: Path, f: h5py.File) -> None:
             relative = Path(source.file_name)
             full = relative if relative.is_absolute() else path.parent / relative
             if not full.is_file():
-                raise ValueError(f"{path} is incomplete: its data file {relative} is missing "
+                raise InputError(f"{path} is incomplete: its data file {relative} is missing "
                                  "(move FILE.h5 and FILE.h5.data/ together)")
             directories.add(full.parent)
     token = f.attrs.get("data_token")
@@ -117,7 +113,7 @@ def _check_virtual_sources(path: Path, f: h5py.File) -> None:
         except (OSError, ValueError):
             found = None
         if found != token:
-            raise ValueError(f"{path} is incomplete: {directory.name}/ holds the data of another run")
+            raise InputError(f"{path} is incomplete: {directory.name}/ holds the data of another run")
 
 
 def open_complete(path: str | os.PathLike) -> h5py.File:
@@ -129,22 +125,31 @@ def open_complete(path: str | os.PathLike) -> h5py.File:
     try:
         f = h5py.File(path, "r")
     except OSError as error:
-        raise ValueError(f"{path} is not a readable HDF5 file ({error})") from None
+        raise InputError(f"{path} is not a readable HDF5 file ({error})") from None
     try:
         version = f.attrs.get("format_version")
         if version != FORMAT_VERSION:
-            raise ValueError(f"{path}: expected mamba-ctr format version {FORMAT_VERSION}, got {version!r}")
+            raise InputError(f"{path}: expected mamba-ctr format version {FORMAT_VERSION}, got {version!r}")
         if not f.attrs.get("complete", False):
-            raise ValueError(f"{path} is incomplete (no completion marker)")
+            raise InputError(f"{path} is incomplete (no completion marker)")
         for name in ("grid", "intensity"):
             if name not in f:
-                raise ValueError(f"{path} has no /{name}: not a mamba-ctr dataset")
+                raise InputError(f"{path} has no /{name}: not a mamba-ctr dataset")
         if f["intensity"].is_virtual:
             _check_virtual_sources(path, f)
     except OSError as error:
         f.close()
-        raise ValueError(f"{path} is corrupt ({error})") from None
+        raise InputError(f"{path} is corrupt ({error})") from None
     except BaseException:
         f.close()
         raise
     return f
+
+
+def is_complete(path: str | os.PathLike) -> bool:
+    """Whether `path` is a complete version-1 file (see `open_complete`)."""
+    try:
+        open_complete(path).close()
+    except (ValueError, OSError):
+        return False
+    return True

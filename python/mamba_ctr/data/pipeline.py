@@ -1,0 +1,115 @@
+"""The block pipeline of `generate`: block i + 1 is simulated while block i is written.
+
+Each block of `block_size` structures is sampled, simulated and summarised (/stats) in the calling thread, then
+handed to one writer thread that writes its block file (temporary name, fsync, rename) and passes the rows to
+the joiner ("copy": appended to the joined file; "vds": only their shapes and statistics are collected). At most
+two blocks are in memory and in flight. Finished blocks (already in FILE.h5.parts/) are only scanned or copied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import cast
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from .._files import atomic_path, fsync_dir, fsync_file
+from ..physics.presets import PerovskitePreset
+from . import stats as _stats
+from .generate_config import GenerateConfig
+from .hdf5 import file_attrs
+from .join import (
+    Collector,
+    Joiner,
+    block_name,
+    copy_block,
+    data_dir,
+    install,
+    range_attrs,
+    remove_aside,
+    scan_block,
+    write_vds,
+)
+
+FSYNC_EACH_BLOCK = True  # fsync each block file when written (True) or all of them once at the end (False)
+STALE = ("*.tmp", ".*.tmp.*")  # temporary files a killed run may leave in FILE.h5.parts/
+
+
+def generate_blocks(config: GenerateConfig, preset: PerovskitePreset, backend: str, parts: Path,
+                    out: Path, token: str) -> None:
+    """Simulate the blocks of `config` missing from `parts`, join all of them and put the output in place."""
+    start, stop = config.index_range
+    blocks = [(lo, min(stop, lo + config.block_size)) for lo in range(start, stop, config.block_size)]
+    done = {b for b in blocks if (parts / block_name(*b)).is_file()}
+    attrs = file_attrs(preset=preset.to_dict(), seed=config.seed)
+    attrs.update(range_attrs(config.n, config.shard, start, stop, config.dtype))
+    temporary = parts / "join.tmp"
+    joiner: Joiner | Collector = (Joiner(temporary, start, stop, preset.grid) if config.join == "copy"
+                                  else Collector(start, preset.grid))
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="mamba-ctr-writer") as writer, \
+                tqdm(total=stop - start, initial=sum(b - a for a, b in done), unit=" structures", unit_scale=True,
+                     desc=preset.name, file=sys.stderr, dynamic_ncols=True, smoothing=0.1,
+                     disable=True if config.quiet else None) as bar:
+            pending: Future[None] | None = None
+            for lo, hi in blocks:
+                if (lo, hi) in done:
+                    scan: Callable[..., None] = copy_block if config.join == "copy" else scan_block
+                    job = partial(scan, parts / block_name(lo, hi), joiner, lo, hi)
+                else:
+                    job = partial(write_block, parts, joiner, simulate_block(preset, config, backend, lo, hi), bar)
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(job)
+            cast("Future[None]", pending).result()
+        if config.join == "copy":
+            cast(Joiner, joiner).finish(attrs)
+            install(temporary, out, aside=data_dir(out))
+            shutil.rmtree(parts)
+        else:
+            if not FSYNC_EACH_BLOCK:
+                for block in blocks:
+                    fsync_file(parts / block_name(*block))
+                fsync_dir(parts)
+            write_vds(temporary, data_dir(out), blocks, cast(Collector, joiner), attrs, token)
+            install(temporary, out, aside=data_dir(out), parts=parts)
+            (data_dir(out) / "lock").unlink(missing_ok=True)  # the run is over (our lock handle stays valid)
+        remove_aside(out)
+    finally:
+        joiner.abort()
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+
+
+def simulate_block(preset: PerovskitePreset, config: GenerateConfig, backend: str, lo: int, hi: int) -> dict:
+    """Structures [lo, hi): their rods, parameters, labels and statistics."""
+    from ..simulate import simulate
+
+    structures = preset.sample(hi - lo, config.seed, lo)
+    rods = simulate(structures, preset.grid, backend=backend, dtype=config.dtype, threads=config.threads)
+    params = {f"params/{k}": np.asarray(v, np.float64) for k, v in preset.parameters(structures).items()}
+    labels = {f"labels/{k}": np.asarray(v, np.float64) for k, v in preset.labels(structures).items()}
+    stats = _stats.Stats.of_arrays(rods.intensity, cast(np.ndarray, rods.film_field), preset.grid.bragg, start=lo)
+    return {"lo": lo, "hi": hi, "backend": rods.backend, "stats": stats,
+            "data": {"intensity": rods.intensity, "film_field": rods.film_field, **params, **labels}}
+
+
+def write_block(parts: Path, joiner: Joiner | Collector, block: dict, bar: tqdm) -> None:
+    """Block file (temporary name, rename), then the same rows into the joined file (or collector)."""
+    lo, hi, data, stats = block["lo"], block["hi"], block["data"], block["stats"]
+    with atomic_path(parts / block_name(lo, hi), fsync=FSYNC_EACH_BLOCK) as temporary, \
+            h5py.File(temporary, "w") as f:
+        for name, value in data.items():
+            f.create_dataset(name, data=value)
+        stats.write(f.create_group("stats"))
+        f.attrs.update({"start": lo, "stop": hi, "backend": block["backend"], "complete": True})
+    joiner.add(lo, data, stats, block["backend"])
+    bar.update(hi - lo)
