@@ -36,7 +36,7 @@ The method, as implemented here (rod by rod; L the rod coordinate, q_z = 2πL/c_
 
    * "mask" (the textbook step): ρ = F⁻¹[U_T] on a 3-D grid, with the rods extended to −h, −k by the
      film's in-plane mirror symmetry and to −L by Friedel's law U(−L) = U(L)*, Bragg points and L = 0
-     filled by interpolating U e^{−i q_z z₀} along L (`FilmTransform`); ρ is set to 0 outside the
+     filled by interpolating U e^{−i q_z z₀} along L (`reconstruct.reciprocal.FilmTransform`); ρ is set to 0 outside the
      support (optionally also outside cylinders of radius `column_radius` around the atom columns, and
      where negative); the forward transform F[Pρ] on the grid is the new reference. The truncation of
      L at ±L_max rings beyond the support, so even the true film is changed by this projection
@@ -76,14 +76,16 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
+from tqdm import tqdm
 
 from ..physics.grid import Grid
 from ..physics.lowering import substrate_field
+from ..physics.perovskite import PEROVSKITE_COLUMNS
 from ..physics.presets import PerovskitePreset
+from ..reconstruct.reciprocal import FilmTransform, check_rods
 from ..simulate import simulate
 
 _MISSING = complex(np.nan, np.nan)
-_COLUMNS = ((0.0, 0.0), (0.5, 0.5), (0.5, 0.0), (0.0, 0.5))  # fractional in-plane atom columns (physics.md)
 
 
 # ----------------------------------------------------------------------------- two circles
@@ -247,76 +249,6 @@ class Projection(Protocol):
         """(R, NL) reference film from an (R, NL) estimate that is NaN at the unmeasured points."""
 
 
-class FilmTransform:
-    """Inverse and forward Fourier transforms between a film field on rods and its 3-D density.
-
-    The rods (h, k ≥ 0) are mirrored to ±h, ±k and L is Friedel-extended to −L, so the density is
-    real. Convention U(q) = Σ_r ρ(r) e^{+i q·r}; ρ in arbitrary (consistent) units.
-
-    Args:
-        grid: rods with h, k ≥ 0 and L = m ΔL for integers m ≥ 0 on a uniform step (L = 0 may be absent).
-        xy_points: in-plane samples per cell edge.
-        z_oversampling: z samples = z_oversampling × (2 m_max + 1).
-    """
-
-    def __init__(self, grid: Grid, xy_points: int = 16, z_oversampling: int = 2) -> None:
-        step = grid.uniform_L_step
-        m = np.round(grid.L / step) if step > 0 else grid.L
-        if step <= 0 or np.any(np.abs(grid.L / step - m) > 1e-6) or np.any(m < 0):
-            raise ValueError("COBRA's Fourier transform needs L = m·ΔL on a uniform grid with integers m ≥ 0, "
-                             f"got L from {grid.L[0]:g} to {grid.L[-1]:g} ({grid.n_L} points)")
-        _check_mirrorable(grid)
-        max_hk = int(max(grid.h.max(), grid.k.max()))
-        if xy_points < 2 * max_hk + 2:
-            raise ValueError(f"xy_points must be ≥ 2·max(h, k) + 2 = {2 * max_hk + 2}, got {xy_points}")
-        self.grid = grid
-        self.m = m.astype(np.int64)
-        self.m_all = np.arange(int(self.m.max()) + 1)
-        self.n_z = int(z_oversampling * (2 * self.m_all.size - 1))
-        self.n_xy = int(xy_points)
-        self.period = grid.c_ref / step  # Å, the z period of the discrete transform
-        index = np.arange(self.n_z)
-        self.z = np.where(index < (self.n_z + 1) // 2, index, index - self.n_z) * (self.period / self.n_z)
-        self.xy = np.arange(self.n_xy) / self.n_xy  # fractional in-plane coordinates
-
-    def density(self, field_all: np.ndarray) -> np.ndarray:
-        """(Nxy, Nxy, Nz) real ρ from U at every m = 0..m_max of every rod, (R, m_max + 1)."""
-        F = np.zeros((self.n_xy, self.n_xy, self.n_z), dtype=np.complex128)
-        for sign_h in (1, -1):
-            for sign_k in (1, -1):
-                h = (sign_h * self.grid.h[:, None]) % self.n_xy
-                k = (sign_k * self.grid.k[:, None]) % self.n_xy
-                F[h, k, self.m_all[None, :]] = field_all
-                F[(-h) % self.n_xy, (-k) % self.n_xy, (-self.m_all[None, :]) % self.n_z] = np.conj(field_all)
-        return np.fft.fftn(F).real  # ρ(r) ∝ Σ_q U(q) e^{−i q·r}
-
-    def field(self, rho: np.ndarray) -> np.ndarray:
-        """(R, NL) U at the grid's points: the inverse of `density` on the measured band."""
-        F = np.fft.ifftn(rho)
-        return F[self.grid.h[:, None] % self.n_xy, self.grid.k[:, None] % self.n_xy, self.m[None, :]]
-
-    def fill(self, field: np.ndarray, origin: float) -> np.ndarray:
-        """(R, m_max + 1) U at every m: NaN points and absent m (L = 0, ...) filled along L.
-
-        Gaps are linear interpolations of U e^{−i q_z z₀} (slowly varying), ends take the nearest value;
-        U(L = 0) is made real (Friedel).
-        """
-        full = np.full((self.grid.n_rods, self.m_all.size), _MISSING)
-        full[:, self.m] = field
-        shift = np.exp(-2j * np.pi * self.m_all / self.period * origin)
-        shifted = full * shift[None, :]
-        for rod, values in enumerate(shifted):
-            known = np.isfinite(values)
-            if not np.any(known):
-                raise ValueError(f"rod {rod} has no measured point")
-            x = self.m_all[known]
-            shifted[rod] = np.interp(self.m_all, x, values[known].real) + 1j * np.interp(self.m_all, x,
-                                                                                           values[known].imag)
-        out = shifted / shift[None, :]
-        out[:, 0] = out[:, 0].real
-        return out
-
-
 class MaskProjection:
     """The textbook real-space step: inverse FT, support (and positivity, columns), forward FT."""
 
@@ -361,8 +293,9 @@ def support_mask(transform: FilmTransform, z_range: tuple[float, float], column_
     else:
         x, y = np.meshgrid(transform.xy, transform.xy, indexing="ij")
         in_plane = np.zeros(x.shape, dtype=bool)
-        for cx, cy in _COLUMNS:
-            in_plane |= np.hypot(((x - cx + 0.5) % 1.0 - 0.5) * a, ((y - cy + 0.5) % 1.0 - 0.5) * b) <= column_radius
+        for column in PEROVSKITE_COLUMNS:
+            in_plane |= np.hypot(((x - column.x + 0.5) % 1.0 - 0.5) * a,
+                                 ((y - column.y + 0.5) % 1.0 - 0.5) * b) <= column_radius
     return in_plane[:, :, None] & along_z[None, None, :]
 
 
@@ -370,12 +303,6 @@ def constrain(rho: np.ndarray, support: np.ndarray, positivity: bool) -> np.ndar
     """The density with zeros outside the support, and negative values clipped to 0 if asked."""
     out = np.where(support, rho, 0.0)
     return np.maximum(out, 0.0) if positivity else out
-
-
-def _check_mirrorable(grid: Grid) -> None:
-    if np.any(grid.h < 0) or np.any(grid.k < 0):
-        raise ValueError("COBRA extends the rods by in-plane mirror symmetry: give rods with h, k ≥ 0, "
-                         f"got h {grid.h.min()}..{grid.h.max()}, k {grid.k.min()}..{grid.k.max()}")
 
 
 # ----------------------------------------------------------------------------- problem and results
@@ -398,7 +325,7 @@ class CobraProblem:
     def __post_init__(self) -> None:
         if not isinstance(self.grid, Grid):
             raise TypeError(f"grid must be a Grid, got {type(self.grid).__name__}")
-        _check_mirrorable(self.grid)
+        check_rods(self.grid, "COBRA")
         for name in ("substrate", "nominal_field"):
             value = np.asarray(getattr(self, name))
             if value.shape != self.grid.shape:
@@ -501,7 +428,9 @@ def cobra_batch(intensities, problem: CobraProblem, config: CobraConfig | None =
     config = _checked_config(config)
     intensities = _checked_intensity(intensities, problem, batch=True, grid=grid)
     projection = _projection(problem, config)
-    results = [_retrieve(I, problem, config, projection) for I in _progress(intensities, progress)]
+    bar = tqdm(intensities, desc="COBRA", unit=" structures", file=sys.stderr,
+               disable=None if progress is None else not progress)
+    results = [_retrieve(I, problem, config, projection) for I in bar]
     grid = problem.grid
     return CobraBatch(
         film_field=np.stack([r.film_field for r in results]) if results else np.zeros((0, *grid.shape), complex),
@@ -575,15 +504,6 @@ def _retrieve(intensity: np.ndarray, problem: CobraProblem, config: CobraConfig,
         change=np.asarray(changes), best_iteration=best_iteration,
         converged=bool(changes and changes[-1] < config.tolerance), seconds=time.perf_counter() - start,
     )
-
-
-def _progress(items: np.ndarray, progress: bool | None):
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    if not show:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc="COBRA", unit=" structures", file=sys.stderr)
 
 
 def _checked_config(config: CobraConfig | None) -> CobraConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,6 +30,26 @@ SITES = (
     Site("O_y", 0.0, 0.5),
 )
 SITE_NAMES = tuple(site.name for site in SITES)
+
+
+@dataclass(frozen=True)
+class Column:
+    """An atom column: fractional in-plane position (x, y) and the scatterers that sit on it."""
+
+    name: str
+    x: float
+    y: float
+    species: tuple[str, ...]
+
+
+PEROVSKITE_COLUMNS: tuple[Column, ...] = (
+    Column("A", 0.0, 0.0, ("Sr", "La")),
+    Column("B+O_ap", 0.5, 0.5, ("Ti", "Al", "O_ap")),
+    Column("O_x", 0.5, 0.0, ("O_eq",)),
+    Column("O_y", 0.0, 0.5, ("O_eq",)),
+)
+"""The four atom columns of the ABO3 cell (the distinct in-plane positions of SITES): A; B and apical O; the two
+equatorial O. Used by the density (`reconstruct.density`) and the COBRA column support."""
 NOMINAL_Z = {"A": 0.0, "B": 0.5, "O_ap": 0.0, "O_x": 0.5, "O_y": 0.5}
 
 

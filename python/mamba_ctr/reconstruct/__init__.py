@@ -8,9 +8,8 @@
     >>> per_label, per_atom, outliers = reconstruct.r2_scores(preset.labels(structures), labels, preset)
 """
 
+from ..physics.perovskite import PEROVSKITE_COLUMNS, Column
 from .density import (
-    PEROVSKITE_COLUMNS,
-    Column,
     ColumnDensity,
     DensitySettings,
     column_density,

@@ -44,30 +44,13 @@ from typing import Literal
 
 import numpy as np
 
+from ..errors import InputError
 from ..physics.form_factors import Scatterer
 from ..physics.grid import Grid
-from ..physics.perovskite import paper_scatterers
+from ..physics.perovskite import PEROVSKITE_COLUMNS, Column, paper_scatterers
+from .reciprocal import check_rods, extend, l_indices, mirror_weights
 
 L0_METHODS = ("quadratic", "linear", "nearest", "zero", "vacuum")
-
-
-@dataclass(frozen=True)
-class Column:
-    """An atom column: fractional in-plane position (x, y) and the scatterers that sit on it."""
-
-    name: str
-    x: float
-    y: float
-    species: tuple[str, ...]
-
-
-PEROVSKITE_COLUMNS: tuple[Column, ...] = (
-    Column("A", 0.0, 0.0, ("Sr", "La")),
-    Column("B+O_ap", 0.5, 0.5, ("Ti", "Al", "O_ap")),
-    Column("O_x", 0.5, 0.0, ("O_eq",)),
-    Column("O_y", 0.0, 0.5, ("O_eq",)),
-)
-"""The four columns of the ABO3 cell (physics.md): A; B and apical O; the two equatorial O."""
 
 
 @dataclass(frozen=True)
@@ -156,33 +139,18 @@ def check_film_field(U, grid: Grid) -> np.ndarray:
 
 
 def _l_index_offset(grid: Grid) -> int:
-    """0 if the grid's L start at 0, 1 if at ΔL (L_i = i ΔL); ValueError otherwise."""
-    step = grid.uniform_L_step
-    if step <= 0:
-        raise ValueError("the density needs an evenly spaced L grid (L_i = i ΔL), got uneven L values")
-    first = grid.L[0] / step
-    if abs(first - round(first)) > 1e-6 or round(first) not in (0, 1):
-        raise ValueError(f"the density needs L to start at 0 or at ΔL = {step:g}, got L[0] = {grid.L[0]:g}")
-    return round(first)
-
-
-def _check_rods(grid: Grid) -> None:
-    if np.any(grid.h < 0) or np.any(grid.k < 0):
-        raise ValueError("the density extends rods h, k ≥ 0 by mirror symmetry: the grid must not hold h or k < 0")
-    pairs = set(zip(grid.h.tolist(), grid.k.tolist(), strict=True))
-    if len(pairs) != grid.n_rods:
-        raise ValueError("the grid lists a rod (h, k) more than once")
-
-
-def _mirror_weights(grid: Grid) -> np.ndarray:
-    """(R,) how many rods (±h, ±k) each stored rod stands for: 1, 2 or 4."""
-    return ((1 + (grid.h > 0)) * (1 + (grid.k > 0))).astype(np.float64)
+    """0 if the grid's L start at 0, 1 if at ΔL (L_i = i ΔL); InputError otherwise."""
+    first = int(l_indices(grid, "the density")[0])
+    if first not in (0, 1):
+        raise InputError(f"the density needs L to start at 0 or at ΔL = {grid.uniform_L_step:g}, "
+                         f"got L[0] = {grid.L[0]:g}")
+    return first
 
 
 def _inplane_cosines(grid: Grid, x: np.ndarray, y: float) -> np.ndarray:
     """(nx, R) Σ over the mirror images of e^{−2πi(hx + ky)} = w cos(2πhx) cos(2πky)."""
     x = np.asarray(x, dtype=np.float64).reshape(-1)
-    return _mirror_weights(grid) * np.cos(2 * np.pi * np.outer(x, grid.h)) * np.cos(2 * np.pi * grid.k * y)
+    return mirror_weights(grid) * np.cos(2 * np.pi * np.outer(x, grid.h)) * np.cos(2 * np.pi * grid.k * y)
 
 
 # --------------------------------------------------------- the transforms
@@ -295,7 +263,7 @@ def _site_separation(grid: Grid, columns: Sequence[Column], scatterers: Mapping[
     design = np.einsum("cr,crl->lrc", signs, _column_shapes(grid, columns, scatterers))  # (NL, R, C)
     if np.linalg.matrix_rank(design[0]) < len(columns):
         raise ValueError("the grid's rods cannot separate these columns (need every parity class of h, k)")
-    root_w = np.sqrt(_mirror_weights(grid))[None, :, None]
+    root_w = np.sqrt(mirror_weights(grid))[None, :, None]
     operators = np.linalg.pinv(design * root_w) * root_w.transpose(0, 2, 1)  # (NL, C, R)
     return operators
 
@@ -310,7 +278,7 @@ def column_spectra(U, grid: Grid, settings: DensitySettings | None = None, *,
     """
     settings = settings or DensitySettings()
     U = check_film_field(U, grid)
-    _check_rods(grid)
+    check_rods(grid, "the density")
     if settings.in_plane == "fourier":
         weights = np.stack([_inplane_cosines(grid, np.array([c.x]), c.y)[0] for c in columns])  # (C, R)
         return np.einsum("cr,nrl->ncl", weights, U)
@@ -359,7 +327,7 @@ def density_slices(U, grid: Grid, settings: DensitySettings | None = None, *,
     """
     settings = settings or DensitySettings()
     U = check_film_field(U, grid)
-    _check_rods(grid)
+    check_rods(grid, "the density")
     x = np.linspace(-0.5, 0.5, 101) if x is None else np.asarray(x, dtype=np.float64).reshape(-1)
     ys = np.asarray(y, dtype=np.float64).reshape(-1)
     if x.size == 0 or ys.size == 0 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(ys))):
@@ -371,7 +339,7 @@ def density_slices(U, grid: Grid, settings: DensitySettings | None = None, *,
 
 
 def full_reciprocal(U, grid: Grid, l0: str = "quadratic") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """U on the full reciprocal grid −H..H × −K..K × −M..M, by mirror symmetry and Friedel's law.
+    """U on the full reciprocal grid −H..H × −K..K × −M..M, by mirror symmetry and Friedel's law (`reciprocal.extend`).
 
     The rods of `grid` must fill the rectangle 0..H × 0..K. Meant for checks (the inverse FFT of this array is
     real) and for custom transforms.
@@ -380,16 +348,13 @@ def full_reciprocal(U, grid: Grid, l0: str = "quadratic") -> tuple[np.ndarray, n
         h (2H+1,), k (2K+1,), L (2M+1,), U_full (n, 2K+1, 2H+1, 2M+1) complex, index [n, k, h, L].
     """
     U = check_film_field(U, grid)
-    _check_rods(grid)
+    check_rods(grid, "the density")
     H, K = int(grid.h.max()), int(grid.k.max())
     if grid.n_rods != (H + 1) * (K + 1):
-        raise ValueError(f"the rods must fill 0..{H} × 0..{K}, got {grid.n_rods} rods")
+        raise InputError(f"the rods must fill 0..{H} × 0..{K}, got {grid.n_rods} rods")
     one_sided = _one_sided(U, grid, DensitySettings(window=None, l0=l0))  # type: ignore[arg-type]
     M = one_sided.shape[-1] - 1
-    quadrant = np.zeros((U.shape[0], K + 1, H + 1, M + 1), dtype=np.complex128)
-    quadrant[:, grid.k, grid.h] = one_sided
-    both_L = np.concatenate([np.conj(quadrant[..., :0:-1]), quadrant], axis=-1)  # L = −M..M
-    both_h = np.concatenate([both_L[:, :, :0:-1], both_L], axis=2)
-    full = np.concatenate([both_h[:, :0:-1], both_h], axis=1)
+    periodic = extend(one_sided, grid.h, grid.k, np.arange(M + 1), (2 * H + 1, 2 * K + 1, 2 * M + 1))
+    full = np.fft.fftshift(periodic, axes=(1, 2, 3)).transpose(0, 2, 1, 3)  # sorted, [n, k, h, L]
     L = np.arange(-M, M + 1) * grid.uniform_L_step
-    return np.arange(-H, H + 1), np.arange(-K, K + 1), L, full
+    return np.arange(-H, H + 1), np.arange(-K, K + 1), L, np.ascontiguousarray(full)
