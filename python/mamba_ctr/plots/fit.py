@@ -1,0 +1,86 @@
+"""Figures of a structure fit to measured rods: per rod, measured and calculated intensity (log scale) over the
+normalised residuals (|F|_obs − |F|_calc) / σ_F."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._base import new_figure, save
+
+if TYPE_CHECKING:
+    from ..baselines.structure_fit import MeasuredPoints
+
+__all__ = ["plot_fit_overview", "plot_fit_rods", "rod_label"]
+
+
+def rod_label(hk: tuple[float, float]) -> str:
+    """'(1, 0)' or '(0.5, 2.5)': a rod's (H, K) as short text."""
+    return f"({hk[0]:g}, {hk[1]:g})"
+
+
+def _draw(axes, points: MeasuredPoints, r: int, I_start: np.ndarray | None, I_fit: np.ndarray,
+          legend: bool) -> None:
+    top, bottom = axes
+    used = points.used[r]
+    L, F, sF = points.L[r, used], points.F[r, used], points.sigma[r, used]
+    top.errorbar(L, F**2, yerr=2 * F * sF, fmt="o", ms=2, lw=0.5, color="0.25", label="measured")
+    if I_start is not None:
+        top.plot(L, I_start[r, used], lw=1, ls="--", color="tab:blue", label="start")
+    top.plot(L, I_fit[r, used], lw=1.2, color="tab:red", label="fit")
+    top.set_yscale("log")
+    top.set_ylabel("|F|²")
+    residual = (np.sqrt(np.maximum(I_fit[r, used], 0)) - F) / sF
+    bottom.axhline(0, color="0.6", lw=0.6)
+    bottom.plot(L, residual, ".", ms=2, color="tab:red")
+    bottom.set_ylabel("Δ|F|/σ")
+    bottom.set_xlabel("L (r.l.u.)")
+    if legend:
+        top.legend(fontsize=7, loc="best")
+
+
+def plot_fit_rods(points: MeasuredPoints, I_fit: np.ndarray, out_dir: str | Path, *,
+                  I_start: np.ndarray | None = None, title: str = "") -> list[Path]:
+    """One PNG per rod (`fit_rod_<H>_<K>.png`): measured vs calculated intensity, residuals below.
+
+    Args:
+        points: the measured points.
+        I_fit: (R, NL) calculated intensity of the fit, scales applied; I_start likewise for the start (optional).
+        out_dir: folder of the figures (created).
+        title: prefix of each figure's title.
+
+    Returns:
+        The written paths.
+    """
+    paths = []
+    for r, hk in enumerate(points.rods):
+        fig = new_figure(figsize=(6.4, 4.6), layout="constrained")
+        axes = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": (3, 1)})
+        _draw(axes, points, r, I_start, I_fit, legend=True)
+        axes[0].set_title(f"{title} rod {rod_label(hk)}".strip())
+        name = f"fit_rod_{hk[0]:g}_{hk[1]:g}.png".replace("/", "_")
+        paths.append(Path(out_dir) / name)
+        save(fig, paths[-1])
+    return paths
+
+
+def plot_fit_overview(points: MeasuredPoints, I_fit: np.ndarray, path: str | Path, *,
+                      I_start: np.ndarray | None = None, title: str = "") -> Path:
+    """Every rod in one PNG (two rows of panels per rod row: intensity over residuals)."""
+    R = len(points.rods)
+    cols = min(3, R)
+    rows = int(np.ceil(R / cols))
+    fig = new_figure(figsize=(4.2 * cols, 3.6 * rows), layout="constrained")
+    grid = fig.add_gridspec(2 * rows, cols, height_ratios=[3, 1] * rows)
+    for r, hk in enumerate(points.rods):
+        row, col = divmod(r, cols)
+        top = fig.add_subplot(grid[2 * row, col])
+        bottom = fig.add_subplot(grid[2 * row + 1, col], sharex=top)
+        _draw((top, bottom), points, r, I_start, I_fit, legend=r == 0)
+        top.set_title(rod_label(hk), fontsize=9)
+    if title:
+        fig.suptitle(title)
+    save(fig, path)
+    return Path(path)

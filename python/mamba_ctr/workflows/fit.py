@@ -1,0 +1,362 @@
+"""`mamba-ctr fit DATA --structure FILE --params PARAMS.toml`: least-squares refinement of a structure file
+against measured rods (docs/fit.md), with χ²_red, R1, parameter errors and correlations, the fitted structure
+written back (XYZ and ROD .sur) and a figure per rod.
+
+Everything the user gives is read and checked before the output folder is touched; every file is written
+atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._backend import BACKENDS
+from .._files import exclusive_lock, read_toml, write_bytes, write_csv, write_json, write_text
+from .._version import __version__
+from ..errors import InputError
+from ._common import output_dir, progress, user_path
+
+__all__ = ["Config", "FitReport", "run"]
+
+OUTPUTS = ("fit.json", "fit.md", "points.csv", "params.toml", "structure_fit.xyz", "structure_fit.sur",
+           "fit_rods.png")
+
+
+@dataclass
+class Config:
+    data: Path = field(metadata={"help": "measured rods file", "positional": True})
+    structure: Path = field(default=Path(), metadata={
+        "help": "start structure: .xyz (needs --cell), .sur, .bul, .fit or .cif"})
+    params: Path = field(default=Path(), metadata={"help": "PARAMS.toml naming what is free (docs/fit.md)"})
+    substrate: Path | None = field(default=None, metadata={
+        "help": "bulk cell of the semi-infinite substrate (.bul or .cif); none: a free-standing film"})
+    cell: tuple[str, ...] = field(default=(), metadata={
+        "help": "in-plane cell a,b of the structure in Å (XYZ files have none), e.g. 7.81,3.905"})
+    ions: dict[str, str] = field(default_factory=dict, metadata={
+        "help": "species → ion whose form factor is used, e.g. Sr=Sr2+,La=La3+"})
+    format: str = field(default="plain", metadata={
+        "help": "data file format", "choices": ("rod", "genx", "gsecars", "tdl", "ana", "plain")})
+    columns: str = field(default="", metadata={
+        "help": "column map of a plain file naming every column, e.g. h,k,l,I,skip (I or F says the quantity)"})
+    skip_rows: int = field(default=0, metadata={"help": "lines to drop at the top of a plain file"})
+    basis: tuple[str, ...] = field(default=(), metadata={
+        "help": "in-plane basis transform (H, K) = M (h, k) as m00,m01,m10,m11, e.g. 1/2,0,0,1/2"})
+    error_model: str = field(default="", metadata={
+        "help": "σ when the file has none (or to replace it): poisson | relative:<f> | constant:<s>"})
+    drop_rods: bool = field(default=False, metadata={
+        "help": "leave out rods the structure's cell cannot produce (e.g. half-order rods of a 2×1 cell) "
+                "instead of stopping; the outputs list them"})
+    n_starts: int = field(default=1, metadata={"help": "local fits; start 0 is the given structure"})
+    seed: int = field(default=0, metadata={"help": "key of the random starts"})
+    spread: float = field(default=0.25, metadata={
+        "help": "random starts move each parameter by up to ± spread/2 of its bound width"})
+    max_nfev: int = field(default=200, metadata={"help": "residual evaluations per local fit"})
+    backend: str = field(default="auto", metadata={"help": "kernel backend", "choices": ("auto", *BACKENDS)})
+    figures: bool = field(default=True, metadata={"help": "draw a figure per rod"})
+    out: Path = field(default=Path("mamba-ctr-fit"), metadata={"help": "output directory"})
+    overwrite: bool = field(default=False, metadata={"help": "replace existing outputs"})
+    quiet: bool = field(default=False, metadata={"help": "no progress bar"})
+
+    def __post_init__(self) -> None:
+        self.data, self.structure, self.params = Path(self.data), Path(self.structure), Path(self.params)
+        for name in ("data", "structure", "params"):
+            if not getattr(self, name).is_file():
+                raise InputError(f"{name}: no such file {getattr(self, name)}")
+        if self.substrate is not None:
+            self.substrate = Path(self.substrate)
+            if not self.substrate.is_file():
+                raise InputError(f"substrate: no such file {self.substrate}")
+        self.out = output_dir(self.out)
+        if self.cell and len(self.cell) != 2:
+            raise InputError(f"cell must be two lengths a,b in Å, got {','.join(self.cell)!r}")
+        if self.basis and len(self.basis) != 4:
+            raise InputError(f"basis must be four entries m00,m01,m10,m11, got {','.join(self.basis)!r}")
+        for name in ("n_starts", "max_nfev"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be an integer ≥ 1, got {value!r}")
+        if not 0 < self.spread <= 1:
+            raise InputError(f"spread must lie in (0, 1], got {self.spread!r}")
+        if self.format == "plain" and not self.columns:
+            raise InputError("format plain needs --columns naming every column, e.g. h,k,l,I,skip")
+
+
+@dataclass
+class FitReport:
+    """What `run` returns: the report (also in fit.json), the written files and the text the CLI prints."""
+
+    report: dict[str, Any]
+    files: dict[str, Path]
+    text: str
+
+    def summary(self) -> str:
+        return self.text
+
+
+# ------------------------------------------------------------------ inputs
+@dataclass
+class _Inputs:
+    film: Any            # physics.film_from_atoms.AtomFilm
+    points: Any          # baselines.structure_fit.MeasuredPoints
+    params: Any          # baselines.fit_params.FitParameters
+    params_bytes: bytes
+    dropped: list[str]
+    history: list[str]
+
+
+def _read_inputs(config: Config) -> _Inputs:
+    """Read and check every input; nothing is written."""
+    from ..baselines.fit_params import FitParameters
+    from ..baselines.structure_fit import MeasuredPoints
+    from ..io.ctr_formats import read_rods
+    from ..io.measured import format_key
+    from ..io.structure_formats import read_structure
+    from ..physics.film_from_atoms import build_film
+
+    with user_path(config.data, "read"):
+        rods = read_rods(config.data, config.format, columns=config.columns or None, skip_rows=config.skip_rows)
+    if config.basis:
+        rods = rods.transform_basis([config.basis[:2], config.basis[2:]])
+    cell = _floats(config.cell, "cell") if config.cell else None
+    with user_path(config.structure, "read"):
+        atoms = read_structure(config.structure)
+        substrate = read_structure(config.substrate) if config.substrate is not None else None
+    film = build_film(atoms, substrate, cell=cell, ions=config.ions or None)
+    nx, ny = _pseudocubic_multiples(film, substrate)
+    keep, cell_hk, dropped = [], [], []
+    for r, (H, K) in enumerate(rods.rod_keys):
+        h, k = H * nx, K * ny
+        if h.denominator == 1 and k.denominator == 1:
+            keep.append(r)
+            cell_hk.append((int(h), int(k)))
+        else:
+            dropped.append(format_key((H, K)))
+    if dropped and not config.drop_rods:
+        raise InputError(f"the structure's in-plane cell ({film.a:g} × {film.b:g} Å) cannot produce rods "
+                         f"{', '.join(dropped)}: give a structure with a larger cell, or --drop-rods to leave them out")
+    if not keep:
+        raise InputError("no measured rod can be produced by the structure's in-plane cell")
+    mask = np.isin(rods.rod, keep)
+    new_index = {r: i for i, r in enumerate(keep)}
+    points = MeasuredPoints.from_points(
+        [new_index[int(r)] for r in rods.rod[mask]], [(float(rods.rod_keys[r][0]), float(rods.rod_keys[r][1]))
+                                                      for r in keep],
+        cell_hk, rods.l[mask], rods.value[mask], None if rods.sigma is None else rods.sigma[mask], rods.quantity,
+        config.error_model)
+    with user_path(config.params, "read"):
+        params_bytes = config.params.read_bytes()
+    spec = read_toml(config.params)
+    params = FitParameters(spec, film.nominal, points.rods, source=config.params.name)
+    return _Inputs(film, points, params, params_bytes, dropped, list(rods.history))
+
+
+def _floats(values: tuple[str, ...], name: str) -> tuple[float, float]:
+    try:
+        numbers = tuple(float(Fraction(v.strip())) for v in values)
+    except (ValueError, ZeroDivisionError):
+        raise InputError(f"{name} must be numbers, got {','.join(values)!r}") from None
+    if not all(math.isfinite(v) and v > 0 for v in numbers):
+        raise InputError(f"{name} must be positive lengths in Å, got {','.join(values)!r}")
+    return numbers[0], numbers[1]
+
+
+def _pseudocubic_multiples(film, substrate) -> tuple[int, int]:
+    """How many substrate (pseudocubic) cells the film's cell spans along a and b."""
+    a0, b0 = (substrate.cell[0], substrate.cell[1]) if substrate is not None and substrate.cell else (film.c_ref,
+                                                                                                       film.c_ref)
+    nx, ny = film.a / a0, film.b / b0
+    if min(nx, ny) < 0.5 or abs(nx - round(nx)) > 1e-6 * nx or abs(ny - round(ny)) > 1e-6 * ny:
+        raise InputError(f"the structure's in-plane cell ({film.a:g} × {film.b:g} Å) must be an integer multiple of "
+                         f"the reference cell ({a0:g} × {b0:g} Å) the rods are indexed in")
+    return round(nx), round(ny)
+
+
+# --------------------------------------------------------------------- run
+def run(config: Config) -> FitReport:
+    """Read and check everything, fit, write the outputs into config.out (see docs/fit.md)."""
+    from ..baselines.structure_fit import fit_structure
+    from ..reconstruct.refine import SolverOptions
+
+    inputs = _read_inputs(config)
+    out = config.out
+    existing = [name for name in OUTPUTS if (out / name).exists()]
+    if existing and not config.overwrite:
+        raise InputError(f"output exists: {out / existing[0]} (pass --overwrite to replace)")
+    fit = fit_structure(inputs.params, inputs.points, cell_ab=(inputs.film.a, inputs.film.b),
+                        c_ref=inputs.film.c_ref, n_starts=config.n_starts, seed=config.seed, spread=config.spread,
+                        options=SolverOptions(max_nfev=config.max_nfev), backend=config.backend,
+                        progress=progress(config.quiet))
+    report = _report(config, inputs, fit)
+    with user_path(out):
+        out.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(out, "mamba-ctr fit"):
+            files = _write(config, inputs, fit, report)
+    return FitReport(report, files, _summary(report, files))
+
+
+def _write(config: Config, inputs: _Inputs, fit, report: dict) -> dict[str, Path]:
+    from ..io.structure_formats import write_rod_cell, write_xyz
+
+    out = config.out
+    files = {"report": out / "fit.json", "markdown": out / "fit.md", "points": out / "points.csv",
+             "params": out / "params.toml", "xyz": out / "structure_fit.xyz", "sur": out / "structure_fit.sur"}
+    write_json(files["report"], report)
+    write_text(files["markdown"], _markdown(report))
+    write_csv(files["points"], _point_rows(fit))
+    write_bytes(files["params"], inputs.params_bytes)
+    atoms = _fitted_atoms(inputs.film, fit)
+    write_xyz(files["xyz"], atoms)
+    write_rod_cell(files["sur"], atoms)
+    if config.figures:
+        from ..plots.fit import plot_fit_overview, plot_fit_rods
+
+        files["overview"] = plot_fit_overview(fit.points, fit.I_fit, out / "fit_rods.png", I_start=fit.I_start,
+                                              title="measured vs calculated")
+        for path in plot_fit_rods(inputs.points, fit.I_fit, out, I_start=fit.I_start):
+            files[path.stem] = path
+    return files
+
+
+def _fitted_atoms(film, fit):
+    """The fitted structure as atoms (file order), with fitted Debye–Waller factors."""
+    atoms = film.atoms(fit.structure, title=f"fitted by mamba-ctr {__version__}")
+    scatterers = fit.structure.model.scatterers
+    new = [dataclasses.replace(atom, u_iso=scatterers[film.site_species[g][m]].u_iso, b_given=None)
+           for atom, g, m in zip(atoms.atoms, film.atom_group, film.atom_member, strict=True)]
+    return dataclasses.replace(atoms, atoms=tuple(new))
+
+
+# ------------------------------------------------------------------ report
+def _report(config: Config, inputs: _Inputs, fit) -> dict[str, Any]:
+    params, points = fit.params, fit.points
+    moved = fit.moved()
+    parameters = []
+    for q, p in enumerate(params.parameters):
+        parameters.append({
+            "name": p.name, "target": p.target, "where": p.where, "start": fit.values_start[q],
+            "value": fit.values[q], "error": fit.errors[q], "moved_sigma": moved[q],
+            "lower": p.lower, "upper": p.upper,
+            "at_bound": bool(p.tie is None and (math.isclose(fit.values[q], p.lower, abs_tol=1e-9 * (p.upper - p.lower))
+                                                or math.isclose(fit.values[q], p.upper,
+                                                                abs_tol=1e-9 * (p.upper - p.lower)))),
+            "tie": None if p.tie is None else f"{p.tie.factor:g}*{p.tie.other}+{p.tie.offset:g}",
+        })
+    rods = [{"rod": list(hk), "cell_hk": points.cell_hk[r].tolist(), "points": int(points.used[r].sum()),
+             "chi2_red_start": fit.before.chi2_red_rods[r], "chi2_red": fit.after.chi2_red_rods[r],
+             "r1_start": fit.before.r1_rods[r], "r1": fit.after.r1_rods[r], "scale_start": fit.scales_start[r],
+             "scale": fit.scales[r]} for r, hk in enumerate(points.rods)]
+    return {
+        "created_by": f"mamba-ctr {__version__}",
+        "command": _command(config),
+        "data": str(config.data), "structure": str(config.structure), "params": str(config.params),
+        "substrate": None if config.substrate is None else str(config.substrate),
+        "data_history": inputs.history,
+        "quantity_in_file": points.quantity,
+        "sigma": "from the file" if points.error_model == "file" else f"error model {points.error_model}",
+        "residual": "(|F|_calc − |F|_obs) / σ_F, |F|_calc = √(scale · I_calc)",
+        "scale": params.scale_mode if not any(p.target == "scale" for p in params.parameters) else "fitted",
+        "dropped_rods": inputs.dropped,
+        "n_points": fit.n_points, "n_free_parameters": params.size, "n_closed_form_scales": fit.n_scales,
+        "dof": fit.dof,
+        "chi2_red_start": fit.before.chi2_red, "chi2_red": fit.after.chi2_red,
+        "r1_start": fit.before.r1, "r1": fit.after.r1,
+        "starts": {"n": len(fit.costs), "seed": config.seed, "spread": config.spread, "costs": fit.costs.tolist(),
+                   "best": fit.best_start},
+        "solver": {"success": fit.success, "message": fit.message},
+        "model_evaluations": fit.n_simulated, "seconds": fit.seconds,
+        "evaluations_per_second": fit.evaluations_per_second,
+        "parameters": parameters, "rods": rods,
+        "correlation": {"names": list(params.names), "matrix": fit.correlation.tolist()},
+    }
+
+
+def _command(config: Config) -> str:
+    parts = ["mamba-ctr fit", str(config.data)]
+    defaults = {f.name: f.default for f in dataclasses.fields(Config) if f.default is not dataclasses.MISSING}
+    for f in dataclasses.fields(Config):
+        value = getattr(config, f.name)
+        if f.name == "data" or value == defaults.get(f.name, None if f.name != "ions" else {}):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + f.name.replace("_", "-"))
+        elif isinstance(value, tuple):
+            parts.append(f"{flag} {','.join(value)}")
+        elif isinstance(value, dict):
+            parts.append(f"{flag} {','.join(f'{k}={v}' for k, v in value.items())}")
+        else:
+            parts.append(f"{flag} {value}")
+    return " ".join(parts)
+
+
+def _point_rows(fit) -> list[dict[str, Any]]:
+    rows = []
+    p = fit.points
+    for r, hk in enumerate(p.rods):
+        for i in np.flatnonzero(p.used[r]):
+            F_start, F_fit = math.sqrt(max(fit.I_start[r, i], 0)), math.sqrt(max(fit.I_fit[r, i], 0))
+            rows.append({"H": hk[0], "K": hk[1], "L": p.L[r, i], "F_obs": p.F[r, i], "sigma_F": p.sigma[r, i],
+                         "F_start": F_start, "F_fit": F_fit, "residual": (F_fit - p.F[r, i]) / p.sigma[r, i]})
+    return rows
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    lines = [f"# Structure fit ({report['created_by']})", "", "```", report["command"], "```", "",
+             f"* data: `{report['data']}` ({report['n_points']} points, quantity {report['quantity_in_file']} in the "
+             f"file); σ {report['sigma']}; residual {report['residual']}",
+             f"* structure: `{report['structure']}`; substrate: `{report['substrate']}`",
+             f"* scale: {report['scale']}; free parameters {report['n_free_parameters']}, "
+             f"closed-form scales {report['n_closed_form_scales']}, dof {report['dof']}"]
+    if report["dropped_rods"]:
+        lines.append(f"* rods left out (the structure's cell cannot produce them): {', '.join(report['dropped_rods'])}")
+    lines += [f"* χ²_red {report['chi2_red_start']:.4g} → **{report['chi2_red']:.4g}**; "
+              f"R1 {report['r1_start']:.4f} → **{report['r1']:.4f}**",
+              f"* {report['starts']['n']} start(s) (seed {report['starts']['seed']}), best {report['starts']['best']}; "
+              f"{report['model_evaluations']} model evaluations in {report['seconds']:.1f} s = "
+              f"**{report['evaluations_per_second']:.0f} evaluations/s**; solver: {report['solver']['message']}",
+              "", "## Parameters", "",
+              "| name | target | group | start | fitted | σ | moved (σ) | bounds | tie |",
+              "|---|---|---|---:|---:|---:|---:|---|---|"]
+    for p in report["parameters"]:
+        bounds = "" if p["tie"] else f"[{p['lower']:.6g}, {p['upper']:.6g}]" + (" **at bound**" if p["at_bound"]
+                                                                               else "")
+        lines.append(f"| {p['name']} | {p['target']} | {p['where']} | {p['start']:.6g} | {p['value']:.6g} | "
+                     f"{p['error']:.2g} | {p['moved_sigma']:.1f} | {bounds} | {p['tie'] or ''} |")
+    lines += ["", "## Rods", "", "| rod | points | χ²_red start | χ²_red | R1 start | R1 | scale |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in report["rods"]:
+        lines.append(f"| ({r['rod'][0]:g}, {r['rod'][1]:g}) | {r['points']} | {r['chi2_red_start']:.4g} | "
+                     f"{r['chi2_red']:.4g} | {r['r1_start']:.4f} | {r['r1']:.4f} | {r['scale']:.4g} |")
+    strong = _strong_correlations(report["correlation"])
+    if strong:
+        lines += ["", "## Correlations above 0.8", ""] + [f"* {a} – {b}: {c:+.2f}" for a, b, c in strong]
+    return "\n".join(lines) + "\n"
+
+
+def _strong_correlations(correlation: dict[str, Any], threshold: float = 0.8) -> list[tuple[str, str, float]]:
+    names, matrix = correlation["names"], np.asarray(correlation["matrix"], dtype=np.float64)
+    return [(names[i], names[j], float(matrix[i, j])) for i in range(len(names)) for j in range(i + 1, len(names))
+            if np.isfinite(matrix[i, j]) and abs(matrix[i, j]) > threshold]
+
+
+def _summary(report: dict[str, Any], files: dict[str, Path]) -> str:
+    moved = sorted((p for p in report["parameters"] if np.isfinite(p["moved_sigma"])),
+                   key=lambda p: -abs(p["moved_sigma"]))[:5]
+    lines = [f"fit: {report['n_points']} points, {report['n_free_parameters']} free parameters, σ {report['sigma']}",
+             f"χ²_red {report['chi2_red_start']:.4g} → {report['chi2_red']:.4g}, "
+             f"R1 {report['r1_start']:.4f} → {report['r1']:.4f}",
+             f"{report['evaluations_per_second']:.0f} model evaluations/s ({report['model_evaluations']} in "
+             f"{report['seconds']:.1f} s)"]
+    if report["dropped_rods"]:
+        lines.append(f"left out (cell cannot produce): {', '.join(report['dropped_rods'])}")
+    if moved:
+        lines.append("moved most: " + ", ".join(f"{p['name']} {p['moved_sigma']:+.1f}σ" for p in moved))
+    lines.append(f"report: {files['markdown']}")
+    return "\n".join(line for line in lines if line)
