@@ -159,9 +159,9 @@ def test_plain_reader_property(tmp_path_factory, n, hk, values, csv, pad, order)
     table = [[hk[0], hk[1], repr(0.01 * (i + 1)), repr(values[i]), "junk"] for i in range(n)]
     sep = f"{pad}," if csv else f"{pad} "
     text = "# a comment\n" + "\n".join(pad + sep.join(row[j] for j in order) for row in table) + "\n"
-    path = tmp_path_factory.mktemp("plain") / "t.csv"
+    path = tmp_path_factory.mktemp("plain") / ("t.csv" if csv else "t.dat")
     path.write_text(text)
-    rods = read_plain(path, [names[j] for j in order], delimiter="," if csv else None)
+    rods = read_plain(path, [names[j] for j in order])
     assert rods.rod_keys == ((Fraction(hk[0]), Fraction(hk[1])),)
     assert rods.h.tolist() == [float(hk[0])] * n and rods.value.tolist() == values[:n]
     assert rods.l.tolist() == [0.01 * (i + 1) for i in range(n)] and rods.sigma is None and rods.quantity == "F"
@@ -296,4 +296,7 @@ def test_bad_arguments_and_paths(tmp_path):
     (tmp_path / "semi.csv").write_text("h,k,l,I\n1,0,0.5,2\n")
     with pytest.raises(InputError, match=r"semi.csv line 1: column 1 \(h\): expected a number, got 'h'"):
         read_rods(tmp_path / "semi.csv", "plain", columns="h,k,l,I", delimiter=",")
-    assert read_rods(tmp_path / "semi.csv", "plain", columns="h,k,l,I", delimiter=",", skip_rows=1).n_points == 1
+    assert read_rods(tmp_path / "semi.csv", "plain", columns="h,k,l,I", skip_rows=1).n_points == 1  # .csv → ","
+    (tmp_path / "semi.txt").write_text("1,0,0.5,2\n")
+    with pytest.raises(InputError, match=r"semi.txt line 1: expected 4 columns"):
+        read_rods(tmp_path / "semi.txt", "plain", columns="h,k,l,I")

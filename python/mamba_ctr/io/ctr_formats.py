@@ -110,7 +110,7 @@ def read_plain(path: str | os.PathLike, columns: str | Sequence[str], *, delimit
         columns: one name per column of the file, e.g. "h,k,l,I,skip" (the LSMO file) or ["h", "k", "l", "F",
             "sigma"]: h, k, l and exactly one of I (|F|²) or F (|F|) are required; sigma, l_bragg, dl optional;
             skip for a column to leave out. No sigma column means the file has no σ.
-        delimiter: None for whitespace, "," for CSV (or any other single separator).
+        delimiter: the column separator: None means "," for a `.csv` file and whitespace otherwise.
         skip_rows: lines to drop before reading (e.g. 1 for a header row).
     """
     names = [c.strip() for c in (columns.split(",") if isinstance(columns, str) else columns)]
@@ -124,6 +124,8 @@ def read_plain(path: str | os.PathLike, columns: str | Sequence[str], *, delimit
     layout = {("value" if canonical[n.lower()] in ("I", "F") else canonical[n.lower()]): i
               for i, n in enumerate(names) if n.lower() != "skip"}
     quantity = canonical[values[0].lower()]
+    if delimiter is None and Path(path).suffix.lower() == ".csv":
+        delimiter = ","
     return _build(path, _rows(path, delimiter=delimiter, skip_rows=skip_rows), {len(names): layout}, quantity,
                   f"columns {','.join(names)}", **grouping)
 
