@@ -13,63 +13,93 @@ from mamba_ctr.baselines.lsq import IntensityResidual
 from mamba_ctr.baselines.structure_fit import (
     MeasuredLeastSquares,
     MeasuredPoints,
-    RodModel,
     fit_structure,
     sigma_from_model,
 )
 from mamba_ctr.errors import InputError
-from mamba_ctr.physics.perovskite import perovskite_model, perovskite_structures
+from mamba_ctr.io.measured import MeasuredRods
+from mamba_ctr.io.structure_formats import Atom, AtomStructure
+from mamba_ctr.measured_sim import MeasuredSimulator
+from mamba_ctr.physics.film_from_atoms import build_film
+from mamba_ctr.reconstruct.refine import SolverOptions
 
 RODS = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (2.0, 0.0)]
 SCALE = 1e-6
+A = 3.905
+U = {"Sr": 0.0064, "Ti": 0.037, "La": 0.0095, "Al": 0.015, "O": 0.01}
 
 PARAMS = [
-    {"name": "z_B_2", "target": "z", "layer": 2, "site": "B", "bounds": [0.45, 0.55]},
-    {"name": "z_B_3", "target": "z", "layer": 3, "site": "B", "bounds": [0.45, 0.55]},
-    {"name": "z_Oeq_3", "target": "z", "layer": 3, "site": ["O_x", "O_y"], "bounds": [0.44, 0.56]},
-    {"name": "z_Oeq_2", "target": "z", "layer": 2, "species": "O_eq", "tie": "z_Oeq_3"},
-    {"name": "c_2", "target": "c", "layer": 2, "bounds": [3.7, 3.9]},
-    {"name": "occ_top", "target": "occupancy", "layer": -1, "bounds": [0.3, 1.0]},
+    {"name": "z_B_1", "target": "z", "layer": 1, "species": "Al", "bounds": [0.45, 0.55]},
+    {"name": "z_B_2", "target": "z", "layer": 2, "species": "Al", "bounds": [0.45, 0.55]},
+    {"name": "z_Oeq_2", "target": "z", "layer": 2, "species": "O", "z_window": [0.3, 0.7], "bounds": [0.44, 0.56]},
+    {"name": "z_Oeq_1", "target": "z", "layer": 1, "species": "O", "z_window": [0.3, 0.7], "tie": "z_Oeq_2"},
+    {"name": "c_1", "target": "c", "layer": 1, "bounds": [3.7, 3.9]},
+    {"name": "occ_top", "target": "fraction", "layer": -1, "species": "La", "bounds": [0.3, 1.0]},
+    {"name": "occ_B_top", "target": "fraction", "layer": -1, "species": "Al", "tie": "occ_top"},
+    {"name": "occ_O_top", "target": "fraction", "layer": -1, "species": "O", "tie": "occ_top"},
     {"name": "p_1", "target": "mix", "layer": 1, "species": "Sr", "partner": "La", "bounds": [0.0, 1.0]},
-    {"name": "beta", "target": "beta", "bounds": [0.0, 0.4]},
+    {"name": "beta", "target": "beta", "bounds": [0.0, 0.4], "value": 0.1},
     {"name": "B_La", "target": "b_iso", "species": "La", "bounds": [0.2, 1.5]},
 ]
 
 
-def film(**changes):
-    """A 4-layer SrTiO3/LaAlO3-like film on SrTiO3 with mixing in layer 1 (the truth of these tests)."""
-    model = perovskite_model([("Sr",), ("Sr", "La"), ("La",), ("La",)], ["Ti", "Ti", "Al", "Al"])
-    layers = {"c": [3.905, 3.9, 3.8, 3.79], "z_B": [0.5, 0.51, 0.49, 0.5], "z_Oap": [0, 0.01, -0.02, 0],
-              "z_Ox": [0.5, 0.5, 0.52, 0.5], "z_Oy": [0.5, 0.5, 0.52, 0.5], "sr": [1, 0.6, 0, 0],
-              "occupancy": [1, 1, 1, 0.7]}
-    layers.update(changes)
-    return perovskite_structures(model, layers["c"], layers["z_B"], layers["z_Oap"], layers["z_Ox"], layers["z_Oy"],
-                                 layers["sr"], layers["occupancy"], beta=[changes.get("beta", 0.1)])
+def atoms() -> AtomStructure:
+    """Three perovskite layers above z = 0 (SrTiO3, then La/Sr-mixed and LaAlO3 with a 0.7-occupied top), in Å."""
+    out, z0 = [], 0.0
+    layers = (({"Sr": 1.0}, "Ti", 3.905, 0.5, 0.5), ({"Sr": 0.6, "La": 0.4}, "Al", 3.8, 0.51, 0.52),
+              ({"La": 0.7}, "Al", 3.79, 0.49, 0.52))
+    for j, (a_site, b, c, z_b, z_o) in enumerate(layers):
+        occ = 0.7 if j == 2 else 1.0
+        out += [Atom(el, 0.0, 0.0, z0, U[el], f) for el, f in a_site.items()]
+        out += [Atom(b, A / 2, A / 2, z0 + c * z_b, U[b], occ), Atom("O", A / 2, A / 2, z0 + 0.01 * c, U["O"], occ),
+                Atom("O", A / 2, 0.0, z0 + c * z_o, U["O"], occ), Atom("O", 0.0, A / 2, z0 + c * z_o, U["O"], occ)]
+        z0 += c
+    return AtomStructure(tuple(out), None, "angstrom")
 
 
-def rod_points(seed: int = 1, n: int = 45) -> tuple[np.ndarray, np.ndarray]:
-    """(rod index, L) of n points per rod at irregular L, away from the Bragg peaks."""
+def substrate() -> AtomStructure:
+    bulk = (Atom("Sr", 0, 0, 0, U["Sr"]), Atom("Ti", 0.5, 0.5, 0.5, U["Ti"]), Atom("O", 0.5, 0.5, 0, U["O"]),
+            Atom("O", 0.5, 0, 0.5, U["O"]), Atom("O", 0, 0.5, 0.5, U["O"]))
+    return AtomStructure(bulk, (A, A, A, 90.0, 90.0, 90.0), "fractional")
+
+
+FILM = build_film(atoms(), substrate(), cell=(A, A))
+
+
+def rod_points(seed: int = 1, n: int = 45) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(h, k, L) of about n points per rod at irregular L, away from the Bragg peaks."""
     rng = np.random.default_rng(seed)
-    rod, L = [], []
-    for r in range(len(RODS)):
+    h, k, L = [], [], []
+    for rod in RODS:
         values = np.sort(rng.uniform(0.2, 3.8, n))
         values = values[np.abs(values - np.round(values)) > 0.06]
-        rod += [r] * values.size
+        h += [rod[0]] * values.size
+        k += [rod[1]] * values.size
         L += values.tolist()
-    return np.array(rod), np.array(L)
+    return np.array(h), np.array(k), np.array(L)
 
 
-def simulated(structure, spec, rod, L, noise: float = 0.0, seed: int = 2):
-    """Intensities of `structure` at the points (times SCALE, with relative Gaussian noise on I)."""
-    points = MeasuredPoints.from_points(rod, RODS, RODS, L, np.ones_like(L), None, "I", "constant:1")
-    params = FitParameters(spec, structure, RODS)
-    problem = MeasuredLeastSquares(params, RodModel(points), IntensityResidual(points.F**2, points.used, "sqrt",
+def measured(spec, hkl, noise: float = 0.0, seed: int = 2, sigma: bool = False):
+    """MeasuredRods of the structure that `spec`'s start values describe (×SCALE, relative Gaussian noise on I)."""
+    h, k, L = hkl
+    ones = MeasuredRods.from_points(h, k, L, np.ones_like(L), quantity="I")
+    simulator = MeasuredSimulator(FILM, ones)
+    points = MeasuredPoints.from_simulator(simulator, "constant:1")
+    truth = FitParameters(spec, FILM.nominal, points.rods)
+    problem = MeasuredLeastSquares(truth, simulator, points, IntensityResidual(points.F**2, points.used, "sqrt",
                                                                                "none", None))
-    x_truth = params.x0
-    I = problem.simulate_rows(x_truth[None])[0][points.used] * SCALE
+    I = np.empty(L.size)
+    I[simulator.points] = problem.simulate_rows(truth.x0[None])[0][points.used] * SCALE
     if noise:
         I = I * (1 + noise * np.random.default_rng(seed).standard_normal(I.size))
-    return I, params
+    rods = MeasuredRods.from_points(h, k, L, I, quantity="I", sigma=noise * np.abs(I) if sigma else None)
+    return rods, truth
+
+
+def prepared(spec, rods, error_model: str = ""):
+    simulator = MeasuredSimulator(FILM, rods)
+    points = MeasuredPoints.from_simulator(simulator, error_model)
+    return FitParameters(spec, FILM.nominal, points.rods), points, simulator
 
 
 def with_values(spec, values):
@@ -87,33 +117,29 @@ def perturbed_start(params, seed: int = 3, fraction: float = 0.25):
 
 def test_fit_recovers_the_truth_without_noise():
     spec = {"fit": {"scale": "global"}, "param": PARAMS}
-    rod, L = rod_points()
-    I, truth = simulated(film(), spec, rod, L)
-    start = with_values(spec, perturbed_start(truth))
-    params = FitParameters(start, film(), RODS)
-    assert np.all(np.abs(params.x0 - truth.x0) > 0)
-    points = MeasuredPoints.from_points(rod, RODS, RODS, L, I, None, "I", "relative:0.01")
-    fit = fit_structure(params, points, n_starts=1)
-    assert np.all(np.abs(fit.x - truth.x0) <= 1e-5 * (truth.upper - truth.lower)), (fit.x - truth.x0)
+    rods, truth = measured(spec, rod_points())
+    params, points, simulator = prepared(with_values(spec, perturbed_start(truth)), rods, "relative:0.01")
+    assert np.all(params.x0 != truth.x0)
+    fit = fit_structure(params, points, simulator)
+    assert np.all(np.abs(fit.x - truth.x0) <= 1e-5 * (truth.upper - truth.lower)), fit.x - truth.x0
     np.testing.assert_allclose(fit.scales, SCALE, rtol=1e-6)
     assert fit.after.chi2_red < 1e-6 < fit.before.chi2_red and fit.after.r1 < 1e-6
     values = dict(zip([p.name for p in params.parameters], fit.values, strict=True))
-    assert values["z_Oeq_2"] == pytest.approx(values["z_Oeq_3"])  # the tie
+    assert values["z_Oeq_1"] == pytest.approx(values["z_Oeq_2"]) and values["occ_O_top"] == values["occ_top"]
     assert fit.evaluations_per_second > 0 and fit.n_simulated > fit.n_evaluations
-    # the fitted structure carries the tie and the Debye–Waller factor
-    np.testing.assert_allclose(fit.structure.z[0, 2, 3:], film().z[0, 3, 3:], atol=1e-5)
-    La = next(s for s in fit.structure.model.scatterers.values() if s.name == "La")
-    assert 8 * math.pi**2 * La.u_iso == pytest.approx(values["B_La"])
+    # the fitted structure carries the tie, the mixing and the Debye–Waller factor
+    assert fit.structure.z[0, 1, 1] == pytest.approx(values["z_Oeq_2"]) == pytest.approx(truth.x0[2], abs=1e-5)
+    La = [s for s in fit.structure.model.scatterers.values() if s.name.startswith("La")]
+    assert [8 * math.pi**2 * s.u_iso for s in La] == pytest.approx([values["B_La"]])
+    assert fit.structure.fraction[0, 1, 0].sum() == pytest.approx(1.0)
 
 
 def test_noisy_fit_errors_cover_the_truth():
     spec = {"fit": {"scale": "rods"}, "param": [p for p in PARAMS if p["target"] != "b_iso"]}
-    rod, L = rod_points(n=60)
-    I, truth = simulated(film(), spec, rod, L, noise=0.03)
-    params = FitParameters(with_values(spec, perturbed_start(truth, fraction=0.1)), film(), RODS)
-    points = MeasuredPoints.from_points(rod, RODS, RODS, L, I, np.abs(I) * 0.03, "I")
+    rods, truth = measured(spec, rod_points(n=60), noise=0.03, sigma=True)
+    params, points, simulator = prepared(with_values(spec, perturbed_start(truth, fraction=0.1)), rods)
     assert points.error_model == "file"
-    fit = fit_structure(params, points, n_starts=2, seed=5)
+    fit = fit_structure(params, points, simulator, n_starts=2, seed=5)
     free = [q for q, p in enumerate(params.parameters) if p.tie is None]
     pulls = (fit.values[free] - truth.x0) / fit.errors[free]
     assert np.all(np.isfinite(pulls)) and np.all(np.abs(pulls) < 3), pulls
@@ -124,67 +150,65 @@ def test_noisy_fit_errors_cover_the_truth():
 
 def test_bounds_hold_and_free_scale_is_fitted():
     spec = {"fit": {"scale": "none"},
-            "param": [{"name": "z_B_3", "target": "z", "layer": 3, "site": "B", "bounds": [0.45, 0.55]},
-                      {"name": "c_2", "target": "c", "layer": 2, "bounds": [3.82, 3.9], "value": 3.86},  # truth 3.8
+            "param": [{"name": "z_B_2", "target": "z", "layer": 2, "species": "Al", "bounds": [0.45, 0.55]},
+                      {"name": "c_1", "target": "c", "layer": 1, "bounds": [3.82, 3.9], "value": 3.86},  # truth 3.8
                       {"name": "s", "target": "scale", "bounds": [1e-8, 1e-4]}]}
-    rod, L = rod_points(n=30)
-    truth_spec = {"fit": spec["fit"], "param": [spec["param"][0], {"name": "c_2", "target": "c", "layer": 2,
-                                                                   "bounds": [3.7, 3.9]}]}
-    I, _ = simulated(film(), truth_spec, rod, L)
-    points = MeasuredPoints.from_points(rod, RODS, RODS, L, I, None, "I", "relative:0.01")
-    params = FitParameters(spec, film(), RODS)
+    truth_spec = {"param": [spec["param"][0], {"name": "c_1", "target": "c", "layer": 1, "bounds": [3.7, 3.9]}]}
+    rods, _ = measured(truth_spec, rod_points(n=30))
+    params, points, simulator = prepared(spec, rods, "relative:0.01")
     assert np.isnan(params.x0[2])  # a free scale without a value starts at its closed-form value
-    fit = fit_structure(params, points)
+    fit = fit_structure(params, points, simulator)
     assert fit.x[1] == pytest.approx(3.82)
     assert 1e-7 < fit.x[2] < 1e-5
 
 
 def test_starts_are_keyed_by_seed():
     spec = {"param": PARAMS[:2]}
-    rod, L = rod_points(n=20)
-    I, params = simulated(film(), spec, rod, L)
-    points = MeasuredPoints.from_points(rod, RODS, RODS, L, I, None, "I", "relative:0.05")
-    three = fit_structure(params, points, n_starts=3, seed=7, spread=1.0)
-    two = fit_structure(params, points, n_starts=2, seed=7, spread=1.0)
+    rods, _ = measured(spec, rod_points(n=20))
+    params, points, simulator = prepared(spec, rods, "relative:0.05")
+    few = SolverOptions(max_nfev=2)  # the starts are what this test checks, not the fits
+    three = fit_structure(params, points, simulator, n_starts=3, seed=7, spread=1.0, options=few)
+    two = fit_structure(params, points, simulator, n_starts=2, seed=7, spread=1.0, options=few)
     np.testing.assert_array_equal(three.starts[:2], two.starts)
     np.testing.assert_array_equal(three.starts[0], params.x0)
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"name": "z_B_2", "target": "z", "layer": 2, "site": "B", "bounds": [0.5, 0.5]}, "lower < upper"),
-    ({"name": "z_B_2", "target": "z", "layer": 2, "site": "B", "bounds": [0.55, 0.45]}, "lower < upper"),
-    ({"name": "z_B_2", "target": "z", "layer": 2, "site": "B", "bounds": []}, "two finite numbers"),
-    ({"name": "z_B_2", "target": "z", "layer": 2, "site": "B"}, "bounds"),
-    ({"name": "z_B_2", "target": "z", "layer": 9, "site": "B", "bounds": [0.4, 0.6]}, "layers are 0..3"),
-    ({"name": "z_B_2", "target": "z", "layer": 2, "site": "Q", "bounds": [0.4, 0.6]}, "sites are A, B"),
+    ({"name": "z_B_2", "target": "z", "layer": 2, "site": "c3.1", "bounds": [0.5, 0.5]}, "lower < upper"),
+    ({"name": "z_B_2", "target": "z", "layer": 2, "site": "c3.1", "bounds": [0.55, 0.45]}, "lower < upper"),
+    ({"name": "z_B_2", "target": "z", "layer": 2, "site": "c3.1", "bounds": []}, "two finite numbers"),
+    ({"name": "z_B_2", "target": "z", "layer": 2, "site": "c3.1"}, "bounds"),
+    ({"name": "z_B_2", "target": "z", "layer": 9, "site": "c3.1", "bounds": [0.4, 0.6]}, "layers are 0..2"),
+    ({"name": "z_B_2", "target": "z", "layer": 2, "site": "B", "bounds": [0.4, 0.6]}, "sites are c0, c1"),
     ({"name": "z_B_2", "target": "z", "layer": 2, "species": "Mn", "bounds": [0.4, 0.6]}, "layer 2 holds"),
+    ({"name": "z_B_2", "target": "z", "layer": 2, "bounds": [0.4, 0.6]}, "needs site, species or z_window"),
     ({"name": "z_B_2", "target": "zz", "layer": 2, "bounds": [0.4, 0.6]}, "target must be one of"),
-    ({"name": "z_B_2", "target": "z", "layer": 2, "site": "B", "bound": [0.4, 0.6]}, "unknown key 'bound'"),
-    ({"name": "z_B_2", "target": "z", "layer": 2, "site": "B", "bounds": [0.4, 0.6], "value": 0.7}, "outside"),
-    ({"name": "o", "target": "occupancy", "layer": 3, "bounds": [0.5, 1.2]}, "0 ≤ occupancy ≤ 1"),
+    ({"name": "z_B_2", "target": "z", "layer": 2, "site": "c3.1", "bound": [0.4, 0.6]}, "unknown key 'bound'"),
+    ({"name": "z_B_2", "target": "z", "layer": 2, "site": "c3.1", "bounds": [0.4, 0.6], "value": 0.7}, "outside"),
+    ({"name": "o", "target": "occupancy", "layer": 2, "bounds": [0.5, 1.2]}, "0 ≤ occupancy ≤ 1"),
     ({"name": "b", "target": "u_iso", "species": "Xe", "bounds": [0, 1]}, "unknown species 'Xe'"),
-    ({"name": "t", "target": "z", "layer": 3, "site": "B", "tie": "nobody"}, "unknown parameter 'nobody'"),
-    ({"name": "t", "target": "z", "layer": 3, "site": "B", "tie": "2*"}, "tie must read"),
-    ({"name": "other", "target": "z", "layer": 2, "site": "B", "bounds": [0.4, 0.6]}, "both move"),
-    ({"name": "z_B_1", "target": "z", "layer": 1, "site": "B", "bounds": [0.4, 0.6]}, "used twice"),
+    ({"name": "t", "target": "z", "layer": 2, "site": "c3.1", "tie": "nobody"}, "unknown parameter 'nobody'"),
+    ({"name": "t", "target": "z", "layer": 2, "site": "c3.1", "tie": "2*"}, "tie must read"),
+    ({"name": "other", "target": "z", "layer": 2, "site": "c3.1", "bounds": [0.4, 0.6]}, "both move"),
+    ({"name": "z_B_1", "target": "z", "layer": 1, "site": "c3.1", "bounds": [0.4, 0.6]}, "used twice"),
     ({"name": "f", "target": "fraction", "layer": 1, "species": "Sr", "bounds": [0.5, 0.9]}, "sum to"),
     ({"name": "s", "target": "scale", "rod": [3, 3], "bounds": [0.1, 1]}, r"no measured rod \(3, 3\)"),
 ])
 def test_bad_params_are_one_input_error(change, message):
-    spec = {"param": [{"name": "z_B_1", "target": "z", "layer": 2, "site": "B", "bounds": [0.45, 0.55]}, change]}
+    spec = {"param": [{"name": "z_B_1", "target": "z", "layer": 2, "site": "c3.1", "bounds": [0.45, 0.55]}, change]}
     if change.get("target") == "scale":
         spec["fit"] = {"scale": "none"}
     with pytest.raises(InputError, match=message):
-        FitParameters(spec, film(), RODS)
+        FitParameters(spec, FILM.nominal, RODS)
 
 
 def test_bad_spec_and_error_models():
     with pytest.raises(InputError, match="at least one"):
-        FitParameters({"param": []}, film(), RODS)
+        FitParameters({"param": []}, FILM.nominal, RODS)
     with pytest.raises(InputError, match="unknown top-level key"):
-        FitParameters({"params": [PARAMS[0]]}, film(), RODS)
+        FitParameters({"params": [PARAMS[0]]}, FILM.nominal, RODS)
     with pytest.raises(InputError, match="must be \"none\""):
-        FitParameters({"param": [{"name": "s", "target": "scale", "bounds": [0.1, 1]}]}, film(), RODS)
+        FitParameters({"param": [{"name": "s", "target": "scale", "bounds": [0.1, 1]}]}, FILM.nominal, RODS)
     with pytest.raises(InputError, match="state an error model"):
         sigma_from_model(np.ones(3), "I", "")
     with pytest.raises(InputError, match="counts"):
@@ -193,28 +217,18 @@ def test_bad_spec_and_error_models():
         sigma_from_model(np.ones(3), "I", "relative:-1")
     np.testing.assert_allclose(sigma_from_model(np.array([4.0, 0.0]), "I", "poisson"), [2.0, 1.0])
     with pytest.raises(InputError, match="state an error model"):
-        MeasuredPoints.from_points([0], RODS[:1], RODS[:1], [0.5], [1.0], None, "I")
+        MeasuredPoints.from_points([0], RODS[:1], [0.5], [1.0], None, "I")
 
 
 # ----------------------------------------------------------------- the command
 def write_inputs(folder: Path, rods=RODS) -> dict[str, Path]:
-    """A .sur film, a .bul substrate, a plain data file (h k l I) and a PARAMS file."""
-    from mamba_ctr.io.structure_formats import Atom, AtomStructure, write_rod_cell
+    """The test film as .sur, its substrate as .bul, a plain data file (h k l I) and a PARAMS file."""
+    from mamba_ctr.io.structure_formats import write_rod_cell
 
-    U = {"Sr": 0.0064, "Ti": 0.037, "La": 0.0095, "Al": 0.015, "O": 0.01}
-    bulk = [Atom("Sr", 0, 0, 0, U["Sr"]), Atom("Ti", 0.5, 0.5, 0.5, U["Ti"]), Atom("O", 0.5, 0.5, 0, U["O"]),
-            Atom("O", 0.5, 0, 0.5, U["O"]), Atom("O", 0, 0.5, 0.5, U["O"])]
     paths = {"substrate": folder / "STO.bul", "structure": folder / "film.sur", "data": folder / "rods.txt",
              "params": folder / "params.toml"}
-    write_rod_cell(paths["substrate"], AtomStructure(tuple(bulk), (3.905, 3.905, 3.905, 90, 90, 90), "fractional"))
-    film_atoms, z0 = [], 0.0
-    for j, (A, B, c) in enumerate((("Sr", "Ti", 3.905), ("La", "Al", 3.8), ("La", "Al", 3.8))):
-        for atom in (Atom(A, 0, 0, 0, U[A]), Atom(B, 0.5, 0.5, 0.5 + 0.01 * j, U[B]), Atom("O", 0.5, 0.5, 0, U["O"]),
-                     Atom("O", 0.5, 0, 0.5, U["O"]), Atom("O", 0, 0.5, 0.5, U["O"])):
-            film_atoms.append(Atom(atom.species, atom.x, atom.y, (z0 + c * atom.z) / 12.0, atom.u_iso))
-        z0 += c
-    write_rod_cell(paths["structure"], AtomStructure(tuple(film_atoms), (3.905, 3.905, 12.0, 90, 90, 90),
-                                                     "fractional"))
+    write_rod_cell(paths["substrate"], substrate())
+    write_rod_cell(paths["structure"], atoms().with_cell((A, A, 12.0, 90.0, 90.0, 90.0)))
     rng = np.random.default_rng(0)
     lines = []
     for h, k in rods:
@@ -222,8 +236,8 @@ def write_inputs(folder: Path, rods=RODS) -> dict[str, Path]:
             lines.append(f"{h} {k} {float(L)!r} {float(1e-3 * (1 + 5 * np.cos(3 * L)**2) * (h + k + 1))!r}")
     paths["data"].write_text("\n".join(lines) + "\n")
     paths["params"].write_text('[fit]\nscale = "global"\n\n[[param]]\nname = "z_B_2"\ntarget = "z"\nlayer = 2\n'
-                               'species = "Al"\nbounds = [0.45, 0.56]\n\n[[param]]\nname = "beta"\ntarget = "beta"\n'
-                               'bounds = [0.0, 0.3]\n')
+                               'species = "Al"\nbounds = [0.45, 0.56]\n\n[[param]]\nname = "beta"\n'
+                               'target = "beta"\nbounds = [0.0, 0.3]\n')
     return paths
 
 

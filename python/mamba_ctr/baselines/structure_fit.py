@@ -31,11 +31,10 @@ import numpy as np
 from scipy.linalg import eigh
 
 from ..errors import InputError
-from ..physics.grid import SRTIO3_A, Grid
+from ..measured_sim import MeasuredSimulator, relative_sigma
 from ..physics.model import StructureModel, Structures
 from ..reconstruct.parameters import ParameterSpace
 from ..reconstruct.refine import SimulatedLeastSquares, SolverOptions, fit_once, progress_bar, single_blas_thread
-from ..simulate import simulate
 from .fit_params import FitParameters
 from .lsq import IntensityResidual, parameter_uncertainties
 
@@ -47,9 +46,11 @@ ERROR_MODELS = ("poisson", "relative:<fraction>", "constant:<sigma>")
 class MeasuredPoints:
     """Measured points grouped by rod, padded to one length: the arrays are (R, NL) with `used` marking points.
 
+    Within a rod the points are sorted by L, so that `array[used]` lists them rod after rod in the order of
+    `MeasuredSimulator.points`.
+
     Attributes:
         rods: (H, K) of each rod in the data's basis (as measured; fractional values kept).
-        cell_hk: (R, 2) int indices of each rod in the structure's in-plane cell.
         L: (R, NL) L in units of 2π/c_ref (NaN on padding).
         F: (R, NL) |F| measured (0 on padding).
         sigma: (R, NL) σ of |F| (1 on padding).
@@ -59,7 +60,6 @@ class MeasuredPoints:
     """
 
     rods: tuple[tuple[float, float], ...]
-    cell_hk: np.ndarray
     L: np.ndarray
     F: np.ndarray
     sigma: np.ndarray
@@ -68,9 +68,12 @@ class MeasuredPoints:
     error_model: str
 
     @classmethod
-    def from_points(cls, rod: Sequence[int], rods: Sequence[tuple[float, float]], cell_hk, L, value, sigma,
+    def from_points(cls, rod: Sequence[int] | np.ndarray, rods: Sequence[tuple[float, float]], L, value, sigma,
                     quantity: str, error_model: str = "") -> MeasuredPoints:
-        """Points of rod index `rod` (N,) with L, value (I or |F|) and σ (None: use `error_model`), each (N,)."""
+        """Points of rod index `rod` (N,) with L, value (I or |F|) and σ (None: use `error_model`), each (N,).
+
+        An `error_model` replaces the file's σ when both are given (never silently: `error_model` says which).
+        """
         rod_of = np.asarray(rod, dtype=np.int64)
         L, value = np.asarray(L, dtype=np.float64), np.asarray(value, dtype=np.float64)
         if quantity not in ("I", "F"):
@@ -81,26 +84,22 @@ class MeasuredPoints:
             raise InputError("L and the measured values must be finite numbers")
         if quantity == "F" and np.any(value < 0):
             raise InputError(f"|F| must be ≥ 0, got {np.count_nonzero(value < 0)} negative values")
-        if sigma is None:
+        if sigma is None or error_model:
             sigma, source = sigma_from_model(value, quantity, error_model), error_model
         else:
             sigma, source = np.asarray(sigma, dtype=np.float64), "file"
-            if error_model:
-                sigma, source = sigma_from_model(value, quantity, error_model), error_model
             if sigma.shape != value.shape or not np.all(np.isfinite(sigma)) or np.any(sigma <= 0):
-                raise InputError("σ must be finite and > 0 at every point (use an error model if the file's "
-                                 "σ are not)")
-        if quantity == "I":
+                raise InputError("σ must be finite and > 0 at every point (state an error model if the file's σ "
+                                 "are not)")
+        if quantity == "I":  # ROD's conversion, as measured_sim.agreement does
             F = np.sqrt(np.maximum(value, 0.0))
             sigma = sigma / (2 * np.sqrt(np.maximum(value, sigma)))
         else:
             F = value
         R = len(rods)
-        counts = np.bincount(rod_of, minlength=R)
-        if np.any(counts == 0) or rod_of.min() < 0 or rod_of.max() >= R:
+        if rod_of.size == 0 or rod_of.min() < 0 or rod_of.max() >= R or np.any(np.bincount(rod_of, minlength=R) == 0):
             raise InputError("every rod needs at least one point")
-        NL = int(counts.max())
-        shape = (R, NL)
+        shape = (R, int(np.bincount(rod_of).max()))
         out = {"L": np.full(shape, np.nan), "F": np.zeros(shape), "sigma": np.ones(shape)}
         used = np.zeros(shape, dtype=bool)
         for r in range(R):
@@ -109,9 +108,17 @@ class MeasuredPoints:
             n = mine.size
             out["L"][r, :n], out["F"][r, :n], out["sigma"][r, :n] = L[mine], F[mine], sigma[mine]
             used[r, :n] = True
-        cell = np.asarray(cell_hk, dtype=np.int64).reshape(R, 2)
-        return cls(tuple((float(h), float(k)) for h, k in rods), cell, out["L"], out["F"], out["sigma"], used,
-                   quantity, source)
+        return cls(tuple((float(h), float(k)) for h, k in rods), out["L"], out["F"], out["sigma"], used, quantity,
+                   source)
+
+    @classmethod
+    def from_simulator(cls, simulator: MeasuredSimulator, error_model: str = "") -> MeasuredPoints:
+        """The points `simulator` produces (its rods, in its point order), in the file's quantity."""
+        data = simulator.data
+        index = simulator.points
+        return cls.from_points(simulator.rod_of_point, [(float(r.key[0]), float(r.key[1])) for r in simulator.rods],
+                               data.l[index], data.value[index], None if data.sigma is None else data.sigma[index],
+                               data.quantity, error_model)
 
     @property
     def n_points(self) -> int:
@@ -120,7 +127,7 @@ class MeasuredPoints:
 
 def sigma_from_model(value: np.ndarray, quantity: str, error_model: str) -> np.ndarray:
     """σ of `value` (I or |F|) from an error model: "poisson" (σ_I = √max(I, 1), I in counts; I only),
-    "relative:f" (σ = f · |value|, floored at f × the median |value| so that no σ is 0) or "constant:s"."""
+    "relative:f" (`measured_sim.relative_sigma`: f · max(|value|, median |value|)) or "constant:s"."""
     if not error_model:
         raise InputError("the data give no σ: state an error model (poisson, relative:<fraction>, "
                          "constant:<sigma>)")
@@ -134,77 +141,48 @@ def sigma_from_model(value: np.ndarray, quantity: str, error_model: str) -> np.n
     except ValueError:
         number = float("nan")
     if kind in ("relative", "constant") and np.isfinite(number) and number > 0:
-        if kind == "constant":
-            return np.full(value.shape, number)
-        magnitude = np.abs(value)
-        floor = number * max(float(np.median(magnitude)), np.finfo(float).tiny)
-        return np.maximum(number * magnitude, floor)
+        return np.full(value.shape, number) if kind == "constant" else relative_sigma(value, number)
     raise InputError(f"error model must be one of {', '.join(ERROR_MODELS)} with a number > 0, got {error_model!r}")
 
 
 # ------------------------------------------------------------------ model
-class RodModel:
-    """Intensities of structures at the measured points: one simulate call per rod (each rod has its own L).
+class MeasuredLeastSquares(SimulatedLeastSquares):
+    """SimulatedLeastSquares whose rows are the measured points of a `MeasuredSimulator` (free scales applied).
 
-    Args:
-        points: the measured points.
-        cell_ab: (a, b) of the structure's in-plane cell, Å.
-        c_ref: Å, so that q_z = 2π L / c_ref (default: the substrate's c, else SrTiO3's).
-        backend: as for `simulate`.
+    β goes to the simulator (Robinson's factor with each rod's Bragg L and spacing), not into the Structures.
     """
 
-    def __init__(self, points: MeasuredPoints, cell_ab: tuple[float, float] = (SRTIO3_A, SRTIO3_A),
-                 c_ref: float | None = None, backend: str | None = "auto") -> None:
-        self.points, self.backend, self.c_ref = points, backend, c_ref
-        self.cell_ab = (float(cell_ab[0]), float(cell_ab[1]))
-
-    def grids(self, model: StructureModel) -> list[Grid]:
-        c_ref = self.c_ref or (model.substrate.c if model.substrate is not None else SRTIO3_A)
-        p = self.points
-        return [Grid(h=p.cell_hk[r, :1], k=p.cell_hk[r, 1:], L=p.L[r, p.used[r]],
-                     bragg=np.zeros(int(p.used[r].sum()), dtype=bool), a=self.cell_ab[0], b=self.cell_ab[1],
-                     c_ref=c_ref) for r in range(len(p.rods))]
-
-    def intensities(self, structures: Structures, grids: list[Grid]) -> np.ndarray:
-        """(k, R, NL) I at the measured points (0 on padding)."""
-        used = self.points.used
-        out = np.zeros((len(structures), *used.shape))
-        for r, grid in enumerate(grids):
-            out[:, r, : grid.n_L] = simulate(structures, grid, backend=self.backend, dtype="float64",
-                                             film_field=False, threads=1).intensity[:, 0, :]
-        return out
-
-
-class MeasuredLeastSquares(SimulatedLeastSquares):
-    """SimulatedLeastSquares whose rows are the measured points of `RodModel` (free scales applied)."""
-
-    def __init__(self, params: FitParameters, rod_model: RodModel, residual: IntensityResidual,
-                 options: SolverOptions | None = None) -> None:
+    def __init__(self, params: FitParameters, simulator: MeasuredSimulator, points: MeasuredPoints,
+                 residual: IntensityResidual, options: SolverOptions | None = None) -> None:
         # FitParameters offers what the solver uses of a ParameterSpace: names, lower, upper, clip, labels
         super().__init__(cast(ParameterSpace, params), residual, quantity="intensity",
-                         backend=rod_model.backend, threads=1, options=options)
-        self.params, self.rod_model = params, rod_model
-        self._models: dict[bytes, tuple[StructureModel, list[Grid]]] = {}
+                         backend=simulator.backend, threads=1, options=options)
+        self.params, self.simulator, self.points = params, simulator, points
+        self._models: dict[bytes, StructureModel] = {}
 
-    def _model_grids(self, u_iso: np.ndarray) -> tuple[StructureModel, list[Grid]]:
+    def _model_for(self, u_iso: np.ndarray) -> StructureModel:
+        """The structure model with these Debye–Waller factors (cached: a fit visits few sets)."""
         key = u_iso.tobytes()
         if key not in self._models:
             if len(self._models) > 64:
                 self._models.clear()
-            model = self.params.model_with(u_iso) if self.params.varies_debye_waller else self.params.model
-            self._models[key] = (model, self.rod_model.grids(model))
+            params = self.params
+            self._models[key] = params.model_with(u_iso) if params.varies_debye_waller else params.model
         return self._models[key]
 
     def simulate_rows(self, X: np.ndarray) -> np.ndarray:
         arrays = self.params.arrays(X)
-        out = np.empty((X.shape[0], *self.rod_model.points.used.shape))
+        beta = arrays["beta"][:, 0].copy()
+        arrays["beta"] = np.zeros_like(arrays["beta"])
+        flat = np.empty((X.shape[0], self.points.n_points))
         groups, which = np.unique(arrays["u_iso"], axis=0, return_inverse=True)
         for g, u_iso in enumerate(groups):  # one model per distinct set of Debye–Waller factors
             rows = np.flatnonzero(which.reshape(-1) == g)
-            model, grids = self._model_grids(u_iso)
             part = {name: value[rows] for name, value in arrays.items()}
-            out[rows] = self.rod_model.intensities(self.params.structures(part, model), grids)
+            flat[rows] = self.simulator.intensity(self.params.structures(part, self._model_for(u_iso)), beta[rows])
         self.n_simulated += X.shape[0]
+        out = np.zeros((X.shape[0], *self.points.used.shape))
+        out[:, self.points.used] = flat
         return out * arrays["scale"][:, :, None]
 
     def scaled(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -299,22 +277,19 @@ def goodness(points: MeasuredPoints, I_calc: np.ndarray, n_free: int) -> Goodnes
 
 
 # ------------------------------------------------------------------ fitting
-def fit_structure(params: FitParameters, points: MeasuredPoints, *, cell_ab: tuple[float, float] = (SRTIO3_A,
-                  SRTIO3_A), c_ref: float | None = None, n_starts: int = 1, seed: int = 0, spread: float = 0.25,
-                  options: SolverOptions | None = None, backend: str | None = "auto",
+def fit_structure(params: FitParameters, points: MeasuredPoints, simulator: MeasuredSimulator, *,
+                  n_starts: int = 1, seed: int = 0, spread: float = 0.25, options: SolverOptions | None = None,
                   progress: bool | None = None) -> StructureFit:
     """Fit `params` to `points` from the structure `params` was resolved against (module docstring).
 
     Args:
         params: what is free (FitParameters of the start structure; its rods must be `points.rods`).
-        points: the measured points with σ.
-        cell_ab: (a, b) of the structure's in-plane cell, Å (points.cell_hk are in its basis).
-        c_ref: Å per unit of L (default the substrate's c).
+        points: the measured points with σ (`MeasuredPoints.from_simulator`).
+        simulator: the film on the measured points (its backend is used).
         n_starts: local fits; start 0 is the given structure, start i ≥ 1 is it moved by
             spread × U(−½, ½) × (upper − lower) per parameter (clipped), drawn from the stream (seed, i).
         seed: key of the starts. spread: see n_starts (1: anywhere within the bounds).
         options: SolverOptions of scipy's least_squares.
-        backend: as for `simulate`.
         progress: a tqdm bar over the starts (None: when stderr is a terminal).
     """
     if isinstance(n_starts, bool) or not isinstance(n_starts, int) or n_starts < 1:
@@ -325,7 +300,9 @@ def fit_structure(params: FitParameters, points: MeasuredPoints, *, cell_ab: tup
         raise ValueError("params were resolved against other rods than points.rods")
     residual = IntensityResidual(points.F**2, points.used, "sqrt", params.scale_mode,
                                  np.where(points.used, 1.0 / points.sigma, 0.0))
-    problem = MeasuredLeastSquares(params, RodModel(points, cell_ab, c_ref, backend), residual, options)
+    if simulator.n_points != points.n_points:
+        raise ValueError("points are not those of the simulator (use MeasuredPoints.from_simulator)")
+    problem = MeasuredLeastSquares(params, simulator, points, residual, options)
     x0 = _fill_scales(params, problem, residual)
     starts = _starts(params, x0, n_starts, seed, spread)
     n_scales = residual.n_scales

@@ -32,9 +32,8 @@ OUTPUTS = ("fit.json", "fit.md", "points.csv", "params.toml", "structure_fit.xyz
 @dataclass
 class Config:
     data: Path = field(metadata={"help": "measured rods file", "positional": True})
-    structure: Path = field(default=Path(), metadata={
-        "help": "start structure: .xyz (needs --cell), .sur, .bul, .fit or .cif"})
-    params: Path = field(default=Path(), metadata={"help": "PARAMS.toml naming what is free (docs/fit.md)"})
+    structure: Path = field(metadata={"help": "start structure: .xyz (needs --cell), .sur, .bul, .fit or .cif"})
+    params: Path = field(metadata={"help": "PARAMS.toml naming what is free (docs/fit.md)"})
     substrate: Path | None = field(default=None, metadata={
         "help": "bulk cell of the semi-infinite substrate (.bul or .cif); none: a free-standing film"})
     cell: tuple[str, ...] = field(default=(), metadata={
@@ -50,6 +49,9 @@ class Config:
         "help": "in-plane basis transform (H, K) = M (h, k) as m00,m01,m10,m11, e.g. 1/2,0,0,1/2"})
     error_model: str = field(default="", metadata={
         "help": "σ when the file has none (or to replace it): poisson | relative:<f> | constant:<s>"})
+    exclude_bragg: float = field(default=0.0, metadata={
+        "help": "leave out points within this ΔL of a substrate Bragg peak (integer rods: L_Bragg + n·dL from the "
+                "file, else integer L)"})
     drop_rods: bool = field(default=False, metadata={
         "help": "leave out rods the structure's cell cannot produce (e.g. half-order rods of a 2×1 cell) "
                 "instead of stopping; the outputs list them"})
@@ -82,6 +84,8 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be an integer ≥ 1, got {value!r}")
+        if not (math.isfinite(self.exclude_bragg) and 0 <= self.exclude_bragg < 0.5):
+            raise InputError(f"exclude_bragg must lie in [0, 0.5) (a ΔL), got {self.exclude_bragg!r}")
         if not 0 < self.spread <= 1:
             raise InputError(f"spread must lie in (0, 1], got {self.spread!r}")
         if self.format == "plain" and not self.columns:
@@ -104,10 +108,12 @@ class FitReport:
 @dataclass
 class _Inputs:
     film: Any            # physics.film_from_atoms.AtomFilm
+    simulator: Any       # measured_sim.MeasuredSimulator
     points: Any          # baselines.structure_fit.MeasuredPoints
     params: Any          # baselines.fit_params.FitParameters
     params_bytes: bytes
     dropped: list[str]
+    near_bragg: int
     history: list[str]
 
 
@@ -118,43 +124,57 @@ def _read_inputs(config: Config) -> _Inputs:
     from ..io.ctr_formats import read_rods
     from ..io.measured import format_key
     from ..io.structure_formats import read_structure
+    from ..measured_sim import MeasuredSimulator
     from ..physics.film_from_atoms import build_film
+    from ..physics.grid import SRTIO3_A
 
     with user_path(config.data, "read"):
         rods = read_rods(config.data, config.format, columns=config.columns or None, skip_rows=config.skip_rows)
     if config.basis:
         rods = rods.transform_basis([config.basis[:2], config.basis[2:]])
+    rods, near_bragg = _without_bragg_points(rods, config.exclude_bragg)
     cell = _floats(config.cell, "cell") if config.cell else None
     with user_path(config.structure, "read"):
         atoms = read_structure(config.structure)
         substrate = read_structure(config.substrate) if config.substrate is not None else None
     film = build_film(atoms, substrate, cell=cell, ions=config.ions or None)
-    nx, ny = _pseudocubic_multiples(film, substrate)
-    keep, cell_hk, dropped = [], [], []
-    for r, (H, K) in enumerate(rods.rod_keys):
-        h, k = H * nx, K * ny
-        if h.denominator == 1 and k.denominator == 1:
-            keep.append(r)
-            cell_hk.append((int(h), int(k)))
-        else:
-            dropped.append(format_key((H, K)))
+    reference = (substrate.cell[0], substrate.cell[1]) if substrate is not None and substrate.cell else (SRTIO3_A,
+                                                                                                         SRTIO3_A)
+    simulator = MeasuredSimulator(film, rods, reference_cell=reference, on_unproducible="skip",
+                                  backend=config.backend, threads=1)
+    dropped = [format_key(key) for key in simulator.unproducible]
     if dropped and not config.drop_rods:
         raise InputError(f"the structure's in-plane cell ({film.a:g} × {film.b:g} Å) cannot produce rods "
                          f"{', '.join(dropped)}: give a structure with a larger cell, or --drop-rods to leave them out")
-    if not keep:
-        raise InputError("no measured rod can be produced by the structure's in-plane cell")
-    mask = np.isin(rods.rod, keep)
-    new_index = {r: i for i, r in enumerate(keep)}
-    points = MeasuredPoints.from_points(
-        [new_index[int(r)] for r in rods.rod[mask]], [(float(rods.rod_keys[r][0]), float(rods.rod_keys[r][1]))
-                                                      for r in keep],
-        cell_hk, rods.l[mask], rods.value[mask], None if rods.sigma is None else rods.sigma[mask], rods.quantity,
-        config.error_model)
+    points = MeasuredPoints.from_simulator(simulator, config.error_model)
     with user_path(config.params, "read"):
         params_bytes = config.params.read_bytes()
     spec = read_toml(config.params)
     params = FitParameters(spec, film.nominal, points.rods, source=config.params.name)
-    return _Inputs(film, points, params, params_bytes, dropped, list(rods.history))
+    return _Inputs(film, simulator, points, params, params_bytes, dropped, near_bragg, list(rods.history))
+
+
+def _without_bragg_points(rods, window: float):
+    """(rods without the points within `window` (ΔL) of a Bragg peak of an integer rod, how many were left out)."""
+    if window <= 0:
+        return rods, 0
+    near = np.zeros(rods.n_points, dtype=bool)
+    for r, (H, K) in enumerate(rods.rod_keys):
+        if H.denominator != 1 or K.denominator != 1:
+            continue
+        mine = rods.rod == r
+        l_bragg = rods.l_bragg[r] if rods.l_bragg is not None and np.isfinite(rods.l_bragg[r]) else 0.0
+        dl = rods.dl[r] if rods.dl is not None and np.isfinite(rods.dl[r]) else 1.0
+        offset = (rods.l[mine] - l_bragg) / dl
+        near[mine] = np.abs(offset - np.round(offset)) * dl < window
+    keep = ~near
+    if np.any(np.bincount(rods.rod[keep], minlength=len(rods.rod_keys)) == 0):
+        raise InputError(f"exclude_bragg {window:g} leaves a rod without points")
+    arrays = {name: getattr(rods, name)[keep] for name in ("h", "k", "l", "value", "rod")}
+    if rods.sigma is not None:
+        arrays["sigma"] = rods.sigma[keep]
+    history = (*rods.history, f"left out {int(near.sum())} points within ΔL = {window:g} of a Bragg peak")
+    return dataclasses.replace(rods, **arrays, history=history), int(near.sum())
 
 
 def _floats(values: tuple[str, ...], name: str) -> tuple[float, float]:
@@ -165,17 +185,6 @@ def _floats(values: tuple[str, ...], name: str) -> tuple[float, float]:
     if not all(math.isfinite(v) and v > 0 for v in numbers):
         raise InputError(f"{name} must be positive lengths in Å, got {','.join(values)!r}")
     return numbers[0], numbers[1]
-
-
-def _pseudocubic_multiples(film, substrate) -> tuple[int, int]:
-    """How many substrate (pseudocubic) cells the film's cell spans along a and b."""
-    a0, b0 = (substrate.cell[0], substrate.cell[1]) if substrate is not None and substrate.cell else (film.c_ref,
-                                                                                                       film.c_ref)
-    nx, ny = film.a / a0, film.b / b0
-    if min(nx, ny) < 0.5 or abs(nx - round(nx)) > 1e-6 * nx or abs(ny - round(ny)) > 1e-6 * ny:
-        raise InputError(f"the structure's in-plane cell ({film.a:g} × {film.b:g} Å) must be an integer multiple of "
-                         f"the reference cell ({a0:g} × {b0:g} Å) the rods are indexed in")
-    return round(nx), round(ny)
 
 
 # --------------------------------------------------------------------- run
@@ -189,9 +198,8 @@ def run(config: Config) -> FitReport:
     existing = [name for name in OUTPUTS if (out / name).exists()]
     if existing and not config.overwrite:
         raise InputError(f"output exists: {out / existing[0]} (pass --overwrite to replace)")
-    fit = fit_structure(inputs.params, inputs.points, cell_ab=(inputs.film.a, inputs.film.b),
-                        c_ref=inputs.film.c_ref, n_starts=config.n_starts, seed=config.seed, spread=config.spread,
-                        options=SolverOptions(max_nfev=config.max_nfev), backend=config.backend,
+    fit = fit_structure(inputs.params, inputs.points, inputs.simulator, n_starts=config.n_starts, seed=config.seed,
+                        spread=config.spread, options=SolverOptions(max_nfev=config.max_nfev),
                         progress=progress(config.quiet))
     report = _report(config, inputs, fit)
     with user_path(out):
@@ -248,7 +256,7 @@ def _report(config: Config, inputs: _Inputs, fit) -> dict[str, Any]:
                                                                 abs_tol=1e-9 * (p.upper - p.lower)))),
             "tie": None if p.tie is None else f"{p.tie.factor:g}*{p.tie.other}+{p.tie.offset:g}",
         })
-    rods = [{"rod": list(hk), "cell_hk": points.cell_hk[r].tolist(), "points": int(points.used[r].sum()),
+    rods = [{"rod": list(hk), "cell_hk": list(inputs.simulator.rods[r].hk), "points": int(points.used[r].sum()),
              "chi2_red_start": fit.before.chi2_red_rods[r], "chi2_red": fit.after.chi2_red_rods[r],
              "r1_start": fit.before.r1_rods[r], "r1": fit.after.r1_rods[r], "scale_start": fit.scales_start[r],
              "scale": fit.scales[r]} for r, hk in enumerate(points.rods)]
@@ -263,6 +271,7 @@ def _report(config: Config, inputs: _Inputs, fit) -> dict[str, Any]:
         "residual": "(|F|_calc − |F|_obs) / σ_F, |F|_calc = √(scale · I_calc)",
         "scale": params.scale_mode if not any(p.target == "scale" for p in params.parameters) else "fitted",
         "dropped_rods": inputs.dropped,
+        "excluded_near_bragg": {"window_L": config.exclude_bragg, "points": inputs.near_bragg},
         "n_points": fit.n_points, "n_free_parameters": params.size, "n_closed_form_scales": fit.n_scales,
         "dof": fit.dof,
         "chi2_red_start": fit.before.chi2_red, "chi2_red": fit.after.chi2_red,
@@ -316,6 +325,9 @@ def _markdown(report: dict[str, Any]) -> str:
              f"closed-form scales {report['n_closed_form_scales']}, dof {report['dof']}"]
     if report["dropped_rods"]:
         lines.append(f"* rods left out (the structure's cell cannot produce them): {', '.join(report['dropped_rods'])}")
+    if report["excluded_near_bragg"]["points"]:
+        lines.append(f"* {report['excluded_near_bragg']['points']} points within ΔL = "
+                     f"{report['excluded_near_bragg']['window_L']:g} of a Bragg peak left out")
     lines += [f"* χ²_red {report['chi2_red_start']:.4g} → **{report['chi2_red']:.4g}**; "
               f"R1 {report['r1_start']:.4f} → **{report['r1']:.4f}**",
               f"* {report['starts']['n']} start(s) (seed {report['starts']['seed']}), best {report['starts']['best']}; "
