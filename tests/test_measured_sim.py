@@ -188,3 +188,31 @@ def test_measured_rods_figure_has_a_panel_per_rod():
     assert sum(ax.get_visible() for ax in fig.axes) == 4
     with pytest.raises(ValueError, match="one entry per rod"):
         measured_rods_figure(["(0, 0)"], L, [np.ones(5)], {"calc": []})
+
+
+def test_xraydb_form_factors_next_to_the_paper_table():
+    from mamba_ctr.physics.form_factors import Scatterer, form_factor
+
+    q = np.array([0.0, 2.0, 6.0])
+    mn = Scatterer("Mn", "Mn3+", 0.01, source="xraydb")
+    np.testing.assert_allclose(mn.factor(q), xraydb.f0("Mn3+", q / (4 * np.pi)) * np.exp(-0.005 * q**2), rtol=1e-14)
+    assert mn.factor(np.zeros(1))[0] == pytest.approx(22.0, abs=0.01)  # 25 − 3 electrons
+    # the paper's Cromer–Mann Sr2+ and xraydb's (Waasmaier–Kirfel) agree to a fraction of an electron
+    np.testing.assert_allclose(form_factor("Sr2+")(q), form_factor("Sr2+", "xraydb")(q), atol=0.1)
+    with pytest.raises(InputError, match=r"no form factor for 'Mn7\+'"):
+        Scatterer("Mn", "Mn7+", source="xraydb")
+    with pytest.raises(InputError, match="source must be one of"):
+        Scatterer("Mn", "Mn3+", source="table")
+
+
+def test_film_batches_and_atoms_back():
+    film = build_film(read_xyz(LSMO), srtio3(), cell=(2 * A, A))
+    G, M = film.site_occupancy.shape
+    heights = film.site_height + np.array([[0.0], [0.1]])
+    batch = film.structures(heights, np.broadcast_to(film.site_occupancy, (2, G, M)) * 0.5)
+    assert len(batch) == 2
+    second = film.atoms(batch, index=1)
+    np.testing.assert_allclose(second.positions[:, 2], read_xyz(LSMO).positions[:, 2] + 0.1, atol=1e-12)
+    assert second.atoms[0].occupancy == 0.5
+    with pytest.raises(InputError, match=r"heights must be \(n, 30\)"):
+        film.structures(np.zeros((1, 29)))
