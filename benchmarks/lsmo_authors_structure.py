@@ -109,6 +109,11 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  {row['scale']:>6} {row['rod']:>8}: R1 {row['R1']:.4f}  chi2_red {row['chi2_red']:.4g}  "
               f"scale {row['scale_factor']:.4g}")
     results["rotated_domain_max_relative_difference"] = domain_difference
+    results["beta_scan_global_scale"] = {}
+    for beta in (0.05, 0.1, 0.2, 0.3):  # Robinson roughness on every rod (L_B = 0, dL = 1)
+        rough = agreement(I_obs, sigma_I, sim.intensity(beta=beta)[0], sim.rod_of_point, "global")
+        results["beta_scan_global_scale"][str(beta)] = {"R1": rough.r1, "chi2_red": rough.chi2_red}
+        print(f"beta = {beta}: global scale R1 = {rough.r1:.4f}, chi2_red = {rough.chi2_red:.4g}")
     as_F = agreement(I_obs**2, relative_sigma(I_obs**2, RELATIVE_ERROR), I_calc, sim.rod_of_point, "global")
     results["column_4_read_as_F"] = {"R1": as_F.r1, "chi2_red": as_F.chi2_red}
     print(f"column 4 read as |F| instead (I = value²), global scale: R1 = {as_F.r1:.4f}, "
