@@ -254,7 +254,7 @@ def _report(config: Config, inputs: _Inputs, fit) -> dict[str, Any]:
             "at_bound": bool(p.tie is None and (math.isclose(fit.values[q], p.lower, abs_tol=1e-9 * (p.upper - p.lower))
                                                 or math.isclose(fit.values[q], p.upper,
                                                                 abs_tol=1e-9 * (p.upper - p.lower)))),
-            "tie": None if p.tie is None else f"{p.tie.factor:g}*{p.tie.other}+{p.tie.offset:g}",
+            "tie": None if p.tie is None else _tie_text(p.tie),
         })
     rods = [{"rod": list(hk), "cell_hk": list(inputs.simulator.rods[r].hk), "points": int(points.used[r].sum()),
              "chi2_red_start": fit.before.chi2_red_rods[r], "chi2_red": fit.after.chi2_red_rods[r],
@@ -284,6 +284,12 @@ def _report(config: Config, inputs: _Inputs, fit) -> dict[str, Any]:
         "parameters": parameters, "rods": rods,
         "correlation": {"names": list(params.names), "matrix": fit.correlation.tolist()},
     }
+
+
+def _tie_text(tie) -> str:
+    """"z_B_4", "2*z_B_4", "z_B_4 - 0.1": a tie as PARAMS writes it."""
+    text = tie.other if tie.factor == 1 else f"{tie.factor:g}*{tie.other}"
+    return text if tie.offset == 0 else f"{text} {'+' if tie.offset > 0 else '-'} {abs(tie.offset):g}"
 
 
 def _command(config: Config) -> str:
