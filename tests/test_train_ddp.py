@@ -49,6 +49,6 @@ def test_torchrun_two_gloo_ranks_match_one_process(dataset, tmp_path):
     assert [row["samples_seen"] for row in ddp.history] == [row["samples_seen"] for row in history] == [80, 160, 176]
     for row_ddp, row_one in zip(ddp.history, history, strict=True):
         assert row_ddp["val_mae"] == pytest.approx(row_one["val_mae"], rel=1e-4)
-    for (name, a), b in zip(ddp.models["real"].state_dict().items(), one.models["real"].state_dict().values(),
-                            strict=True):
+    assert ddp.model.targets == ("real",)
+    for (name, a), b in zip(ddp.model.state_dict().items(), one.model.state_dict().values(), strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), name

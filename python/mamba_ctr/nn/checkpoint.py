@@ -1,36 +1,40 @@
 """Checkpoints: plain tensors plus JSON metadata; loading never unpickles code.
 
-A checkpoint STEM is two (three) files:
+A checkpoint STEM is two (three) files, each written atomically (`mamba_ctr._files`):
 
 * ``STEM.safetensors`` (when the safetensors package is installed) or ``STEM.pt`` (``torch.save`` of a flat
-  dict of tensors, read back with ``torch.load(weights_only=True)``): the weights of every network, keys
-  ``"<name>.<parameter>"``, name "real"/"imag" (the paper's twin networks) or "both" (one network, 2 outputs);
+  dict of tensors, read back with ``torch.load(weights_only=True)``): the network's state dict (for the paper's
+  twins the keys are "real.<parameter>" and "imag.<parameter>");
 * ``STEM.json``: format, architecture and its arguments, targets, grid (``Grid.to_dict``), normalisation
   (``Normalisation.to_dict``), preset (``to_dict``, or null), package version, training history, and the name
-  of the weights file. It is written last (each file under a temporary name, then renamed), so a checkpoint
-  whose JSON exists is complete;
-* ``STEM.optim.pt`` (optional, for resuming): optimizer states, also tensors and plain containers only.
+  of the weights file. It is written last, so a checkpoint whose JSON exists is complete;
+* ``STEM.optim.pt`` (optional, for resuming): the optimizer's state, also tensors and plain containers only.
+
+Format 1 (before the twins were one module) stored one state dict per network, keys prefixed by "real."/"imag."
+(the twins) or "both." (rods), and one optimizer state per network; `load_checkpoint` maps it to format 2.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .._files import atomic_path, write_json
 from .._version import __version__
 from ..data.torch_data import Normalisation
+from ..errors import InputError
 from ..physics import Grid
-from . import build
+from . import Network, build
 
 __all__ = ["Checkpoint", "export_checkpoint", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "mamba-ctr-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 try:  # optional
     import safetensors.torch as _safetensors
@@ -46,29 +50,19 @@ def _stem(path: str | os.PathLike) -> Path:
     return path
 
 
-def _replace_into(path: Path, write) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-
-
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
 @dataclass
 class Checkpoint:
-    """A loaded checkpoint: the networks by target name ("real", "imag" or "both"), and the metadata."""
+    """A loaded checkpoint: the network (float32, eval mode; X (B, R, NL) → (B, T, R, NL)) and the metadata."""
 
-    models: dict[str, torch.nn.Module]
+    model: Network
     metadata: dict[str, Any]
     normalisation: Normalisation
     grid: Grid
-    optimizer_states: dict[str, Any] = field(default_factory=dict)
+    optimizer_state: dict[str, Any] | None = None
 
     @property
     def arch(self) -> str:
@@ -79,34 +73,39 @@ class Checkpoint:
         return self.metadata.get("history", [])
 
 
-def save_checkpoint(path: str | os.PathLike, models: dict[str, torch.nn.Module], *, arch: str,
-                    arch_kwargs: dict[str, Any], grid: Grid, normalisation: Normalisation,
-                    preset: dict | None = None, history: list[dict] | None = None,
-                    optimizers: dict[str, torch.optim.Optimizer] | None = None,
+def _write(stem: Path, suffix: str, write) -> Path:
+    path = stem.with_name(stem.name + suffix)
+    with atomic_path(path) as temporary:
+        write(temporary)
+    return path
+
+
+def _write_weights(stem: Path, tensors: dict[str, torch.Tensor], safetensors: bool = True) -> Path:
+    if safetensors and _safetensors is not None:
+        return _write(stem, ".safetensors", lambda p: _safetensors.save_file(tensors, str(p)))
+    return _write(stem, ".pt", lambda p: torch.save(tensors, p))
+
+
+def save_checkpoint(path: str | os.PathLike, model: Network, *, arch: str, arch_kwargs: dict[str, Any],
+                    grid: Grid, normalisation: Normalisation, preset: dict | None = None,
+                    history: list[dict] | None = None, optimizer: torch.optim.Optimizer | None = None,
                     extra: dict[str, Any] | None = None) -> Path:
-    """Write the checkpoint STEM (= path without .json/.safetensors/.pt); returns STEM.json."""
+    """Write the checkpoint STEM (= path without .json/.safetensors/.pt) of `model` = build(arch, **arch_kwargs)
+    (and of `optimizer`'s state, for resuming); returns STEM.json."""
     stem = _stem(path)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {f"{name}.{key}": value.detach().to("cpu").contiguous()
-               for name, model in models.items() for key, value in model.state_dict().items()}
-    if _safetensors is not None:
-        weights = stem.with_name(stem.name + ".safetensors")
-        _replace_into(weights, lambda p: _safetensors.save_file(tensors, str(p)))
-    else:
-        weights = stem.with_name(stem.name + ".pt")
-        _replace_into(weights, lambda p: torch.save(tensors, p))
-    if optimizers:
-        states = {name: optimizer.state_dict() for name, optimizer in optimizers.items()}
-        _replace_into(stem.with_name(stem.name + ".optim.pt"), lambda p: torch.save(states, p))
+    weights = _write_weights(stem, {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()})
+    if optimizer is not None:
+        _write(stem, ".optim.pt", lambda p: torch.save(optimizer.state_dict(), p))
     metadata = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "architecture": arch,
-        "arch_kwargs": _jsonable(arch_kwargs), "targets": list(models), "weights": weights.name,
+        "arch_kwargs": _jsonable(arch_kwargs), "targets": list(model.targets), "weights": weights.name,
         "grid": grid.to_dict(), "normalisation": normalisation.to_dict(),
         "preset": None if preset is None else _jsonable(preset), "mamba_ctr_version": __version__,
         "history": _jsonable(history or []), **_jsonable(extra or {}),
     }
     meta_path = stem.with_name(stem.name + ".json")
-    _replace_into(meta_path, lambda p: p.write_text(json.dumps(metadata, indent=1)))
+    write_json(meta_path, metadata)
     return meta_path
 
 
@@ -114,39 +113,65 @@ def _grid_of(value: Grid | dict) -> Grid:
     return value if isinstance(value, Grid) else Grid(**value)
 
 
+def _check_preset(stem: Path, stored: dict | None, preset: Any) -> None:
+    if isinstance(preset, str):
+        asked_name, asked = preset, None
+    else:
+        asked = _jsonable(preset if isinstance(preset, dict) else preset.to_dict())
+        asked_name = asked.get("name")
+    if stored is None:
+        raise InputError(f"checkpoint {stem} records no preset; cannot check it is for {asked_name!r}")
+    if stored.get("name") != asked_name or (asked is not None and asked != stored):
+        raise InputError(f"checkpoint {stem} was trained for preset {stored.get('name')!r} "
+                         f"{'' if stored.get('name') != asked_name else '(other parameters) '}not {asked_name!r}")
+
+
+def from_format_1(metadata: dict, tensors: dict[str, torch.Tensor],
+                  optimizer_states: dict[str, dict] | None) -> tuple[dict, dict[str, torch.Tensor], dict | None]:
+    """A format-1 checkpoint (one state dict and one optimizer per network) as format 2 (one module, one
+    optimizer): "both.<key>" (rods) → "<key>"; the twins' "real.<key>"/"imag.<key>" are the keys of
+    `PaperTwinUNet` already; a paper checkpoint of one target records it in arch_kwargs["targets"]."""
+    names, kwargs = metadata["targets"], dict(metadata["arch_kwargs"])
+    if names == ["both"]:
+        tensors = {key.removeprefix("both."): value for key, value in tensors.items()}
+    elif names != ["real", "imag"]:
+        kwargs["targets"] = names
+    merged: dict[str, Any] | None = None
+    if optimizer_states:  # one param group per network; the module holds their parameters in this order
+        groups = [optimizer_states[name]["param_groups"][0] for name in names]
+        merged = {"state": {}, "param_groups": [dict(groups[0], params=[])]}
+        for name, group in zip(names, groups, strict=True):
+            offset = len(merged["param_groups"][0]["params"])
+            merged["state"].update({offset + i: s for i, s in optimizer_states[name]["state"].items()})
+            merged["param_groups"][0]["params"] += [offset + i for i in group["params"]]
+    targets = ["real", "imag"] if names == ["both"] else names
+    return {**metadata, "format_version": 2, "arch_kwargs": kwargs, "targets": targets}, tensors, merged
+
+
 def load_checkpoint(path: str | os.PathLike, *, grid: Grid | None = None, preset: Any = None,
                     map_location: str | torch.device = "cpu", optimizer_state: bool = False) -> Checkpoint:
-    """Load a checkpoint (path: STEM or any of its files).
+    """Load a checkpoint (path: STEM or any of its files; format 1 or 2).
 
-    grid / preset (a preset name, a PerovskitePreset or its to_dict): what the caller will use the networks
-    for; a checkpoint trained for another grid or preset is refused with a ValueError.
+    grid / preset (a preset name, a PerovskitePreset or its to_dict): what the caller will use the network
+    for; a checkpoint trained for another grid or preset is refused with an InputError. The network comes in
+    float32 (also from float16 weights) and in eval mode.
     """
     stem = _stem(path)
     meta_path = stem.with_name(stem.name + ".json")
     if not meta_path.is_file():
-        raise FileNotFoundError(f"no checkpoint {meta_path}")
+        raise InputError(f"no checkpoint {meta_path}")
     try:
         metadata = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{meta_path} is not valid JSON ({error})") from None
-    if metadata.get("format") != FORMAT or metadata.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{meta_path} is not a {FORMAT} version {FORMAT_VERSION} file")
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{meta_path} is not valid JSON ({error})") from None
+    version = metadata.get("format_version")
+    if metadata.get("format") != FORMAT or version not in (1, FORMAT_VERSION):
+        raise InputError(f"{meta_path} is not a {FORMAT} file of version 1 or {FORMAT_VERSION}")
     stored_grid = Grid(**metadata["grid"])
     if grid is not None and not _grid_of(grid).same_as(stored_grid):
-        raise ValueError(f"checkpoint {stem} was trained for another grid ({stored_grid!r}), not {_grid_of(grid)!r}")
+        raise InputError(f"checkpoint {stem} was trained for another grid ({stored_grid!r}), not {_grid_of(grid)!r}")
     if preset is not None:
-        stored = metadata.get("preset")
-        if isinstance(preset, str):
-            asked_name, asked = preset, None
-        else:
-            asked = _jsonable(preset if isinstance(preset, dict) else preset.to_dict())
-            asked_name = asked.get("name")
-        if stored is None:
-            raise ValueError(f"checkpoint {stem} records no preset; cannot check it is for {asked_name!r}")
-        if stored.get("name") != asked_name or (asked is not None and asked != stored):
-            raise ValueError(f"checkpoint {stem} was trained for preset {stored.get('name')!r} "
-                             f"{'' if stored.get('name') != asked_name else '(other parameters) '}"
-                             f"not {asked_name!r}")
+        _check_preset(stem, metadata.get("preset"), preset)
     weights = stem.with_name(metadata["weights"])
     if weights.suffix == ".safetensors":
         if _safetensors is None:
@@ -154,17 +179,16 @@ def load_checkpoint(path: str | os.PathLike, *, grid: Grid | None = None, preset
         tensors = _safetensors.load_file(str(weights), device=str(map_location))
     else:
         tensors = torch.load(weights, map_location=map_location, weights_only=True)
-    models = {}
-    for name in metadata["targets"]:
-        model = build(metadata["architecture"], **metadata["arch_kwargs"])
-        prefix = f"{name}."
-        model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-        models[name] = model.to(map_location)
-    states = {}
     optim_path = stem.with_name(stem.name + ".optim.pt")
+    states = None
     if optimizer_state and optim_path.is_file():
         states = torch.load(optim_path, map_location=map_location, weights_only=True)
-    return Checkpoint(models, metadata, Normalisation.from_dict(metadata["normalisation"]), stored_grid, states)
+    if version == 1:
+        metadata, tensors, states = from_format_1(metadata, tensors, states)
+    model = build(metadata["architecture"], **metadata["arch_kwargs"])
+    model.load_state_dict(tensors)
+    model = model.to(map_location).float().eval()
+    return Checkpoint(model, metadata, Normalisation.from_dict(metadata["normalisation"]), stored_grid, states)
 
 
 def export_checkpoint(source: str | os.PathLike, destination: str | os.PathLike, *, half: bool = True,
@@ -174,13 +198,12 @@ def export_checkpoint(source: str | os.PathLike, destination: str | os.PathLike,
     the command that trained it). Returns the new STEM.json."""
     checkpoint = load_checkpoint(source)
     stem = _stem(destination)
-    tensors = {f"{name}.{key}": (value.half() if half and value.is_floating_point() else value).contiguous()
-               for name, model in checkpoint.models.items() for key, value in model.state_dict().items()}
-    weights = stem.with_name(stem.name + ".pt")
     stem.parent.mkdir(parents=True, exist_ok=True)
-    _replace_into(weights, lambda p: torch.save(tensors, p))
+    tensors = {key: (value.half() if half and value.is_floating_point() else value).contiguous()
+               for key, value in checkpoint.model.state_dict().items()}
+    weights = _write_weights(stem, tensors, safetensors=False)
     metadata = {**checkpoint.metadata, **_jsonable(extra or {}), "weights": weights.name,
                 "weights_dtype": "float16" if half else "float32"}
     meta_path = stem.with_name(stem.name + ".json")
-    _replace_into(meta_path, lambda p: p.write_text(json.dumps(metadata, indent=1)))
+    write_json(meta_path, metadata)
     return meta_path

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import PaperUNet1d, RodsUNet1d, build
+from . import PaperTwinUNet, PaperUNet1d, RodsUNet1d, build
 from .unet_rods import DILATED_BOTTLENECK
 
 __all__ = ["count_flops", "example_input", "flops_table"]
@@ -19,6 +19,8 @@ def example_input(model: torch.nn.Module, batch: int = 1, rods: int = 16, n_L: i
         return torch.zeros(batch, 1, rods * n_L)
     if isinstance(model, RodsUNet1d):
         return torch.zeros(batch, model.rods, n_L)
+    if isinstance(model, PaperTwinUNet):
+        return torch.zeros(batch, rods, n_L)
     raise ValueError(f"no example input known for {type(model).__name__}")
 
 
@@ -41,9 +43,9 @@ def count_flops(model: torch.nn.Module, x: torch.Tensor, backward: bool = False)
 
 
 def flops_table(rods: int = 16, n_L: int = 240) -> dict[str, dict[str, float]]:
-    """{network: {"parameters", "forward", "forward+backward"}} (FLOPs per sample) for the paper network, the
-    default rods network and the rods network with the dilated bottleneck (`train --dilations 1,2,4,8`)."""
-    networks = {"paper": build("paper"), "rods": build("rods", rods=rods),
+    """{network: {"parameters", "forward", "forward+backward"}} (FLOPs per sample) for ONE of the paper's twin
+    networks, the default rods network and the rods network with the dilated bottleneck (`--dilations 1,2,4,8`)."""
+    networks = {"paper": PaperUNet1d(), "rods": build("rods", rods=rods),
                 "rods-dilated": build("rods", rods=rods, bottleneck_dilations=DILATED_BOTTLENECK)}
     table = {}
     for name, model in networks.items():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import InputError
 from ..simulate import network_input
 from .checkpoint import Checkpoint
 
@@ -25,11 +26,11 @@ def _check_intensity(intensity: np.ndarray, checkpoint: Checkpoint) -> np.ndarra
         intensity = intensity[None]
     rods, points = checkpoint.grid.shape
     if intensity.ndim != 3 or intensity.shape[1:] != (rods, points):
-        raise ValueError(f"expected intensities (n, {rods}, {points}) or ({rods}, {points}) on the model's grid, "
+        raise InputError(f"expected intensities (n, {rods}, {points}) or ({rods}, {points}) on the model's grid, "
                          f"got shape {intensity.shape}")
     off_bragg = intensity[..., ~checkpoint.grid.bragg]
     if not np.all(np.isfinite(off_bragg)) or np.any(off_bragg <= 0):
-        raise ValueError("intensities must be finite and > 0 away from the Bragg points (the input is ln I)")
+        raise InputError("intensities must be finite and > 0 away from the Bragg points (the input is ln I)")
     return intensity
 
 
@@ -41,26 +42,15 @@ def predict_field(checkpoint: Checkpoint, intensity: np.ndarray, *, batch_size: 
     """
     intensity = _check_intensity(intensity, checkpoint)
     if batch_size < 1:
-        raise ValueError(f"batch_size must be ≥ 1, got {batch_size!r}")
-    norm, rods = checkpoint.normalisation, checkpoint.grid.shape[0]
-    models = {name: model.to(device).eval() for name, model in checkpoint.models.items()}
+        raise InputError(f"batch_size must be ≥ 1, got {batch_size!r}")
+    norm, model = checkpoint.normalisation, checkpoint.model.to(device).eval()
+    if tuple(model.targets) != ("real", "imag"):
+        raise InputError(f"a prediction needs both targets; this checkpoint has only {list(model.targets)}")
     out = np.empty(intensity.shape, dtype=np.complex128)
     with torch.no_grad():
         for lo in range(0, intensity.shape[0], batch_size):
             X = norm.apply_x(network_input(intensity[lo:lo + batch_size].astype(np.float64),
                                            checkpoint.grid.bragg))
-            x = torch.from_numpy(X).to(device)
-            re, im = _standardised_outputs(checkpoint.arch, models, x, rods)
-            out[lo:lo + batch_size] = norm.invert_targets(re.double().cpu().numpy(), im.double().cpu().numpy())
+            y = model(torch.from_numpy(X).to(device)).double().cpu().numpy()
+            out[lo:lo + batch_size] = norm.invert_targets(y[:, 0], y[:, 1])
     return out
-
-
-def _standardised_outputs(arch: str, models: dict, x: torch.Tensor, rods: int) -> tuple[torch.Tensor, torch.Tensor]:
-    if "both" in models:
-        y = models["both"](x)
-        return y[:, :rods], y[:, rods:]
-    if set(models) != {"real", "imag"}:
-        raise ValueError(f"a prediction needs both targets; this checkpoint has only {sorted(models)}")
-    b, r, n = x.shape
-    flat = x.reshape(b, 1, r * n) if arch == "paper" else x
-    return tuple(models[name](flat).reshape(b, r, n) for name in ("real", "imag"))  # type: ignore[return-value]

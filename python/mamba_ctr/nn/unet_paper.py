@@ -1,17 +1,19 @@
 """The paper's 1-D U-Net, exactly (see shared/design/learning.md): one network per target (Re U or Im U).
 
-Input: the flattened network input X, (B, 1, R·NL) rod-major (16 × 240 = 3840 for paper-12L); output: one
-standardised target, the same shape. 2,592,129 parameters. The length must be divisible by 4 (two poolings).
+`PaperUNet1d` is one network: the flattened network input X, (B, 1, R·NL) rod-major (16 × 240 = 3840 for
+paper-12L) → one standardised target, the same shape; 2,592,129 parameters; R·NL must be divisible by 4 (two
+poolings). `PaperTwinUNet` is the twins as one module with the trainer's interface: X (B, R, NL) → (B, 2, R, NL).
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["PaperUNet1d"]
+__all__ = ["PaperTwinUNet", "PaperUNet1d"]
 
 # the paper's k=2 convs are "same" padded (PyTorch pads one more zero on the right); that is intended
 warnings.filterwarnings("ignore", message="Using padding='same' with even kernel lengths")
@@ -38,6 +40,8 @@ class PaperUNet1d(nn.Module):
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, base: int = 128) -> None:
         super().__init__()
+        if min(in_channels, out_channels, base) < 1:
+            raise ValueError(f"need channels and base ≥ 1, got {in_channels}, {out_channels}, {base}")
         self.enc1 = _double(in_channels, base)
         self.enc2 = _double(base, 2 * base)
         self.mid = _double(2 * base, 4 * base)
@@ -57,3 +61,31 @@ class PaperUNet1d(nn.Module):
         d2 = self.dec2(torch.cat([self.up2(m), e2], dim=1))
         d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
         return self.head(d1)
+
+
+class PaperTwinUNet(nn.Module):
+    """The paper's twin networks as one module: one `PaperUNet1d` per target on the flattened input.
+
+    Input X (B, R, NL); output (B, T, R, NL), the standardised targets in the order of `targets` (default
+    ("real", "imag"): Re U, Im U; the paper trains one alone with target "real" or "imag"). The sub-networks are
+    the attributes `real` and `imag`, so the state-dict keys are "real.<parameter>", "imag.<parameter>".
+
+    Args:
+        targets: which of "real" and "imag" to predict.
+        base: width of the first level of each network (the paper's 128).
+    """
+
+    def __init__(self, targets: Sequence[str] = ("real", "imag"), base: int = 128) -> None:
+        super().__init__()
+        self.targets = tuple(targets)
+        if not self.targets or len(set(self.targets)) < len(self.targets) or set(self.targets) - {"real", "imag"}:
+            raise ValueError(f"targets must be distinct entries of real, imag; got {list(targets)}")
+        for target in self.targets:
+            self.add_module(target, PaperUNet1d(base=base))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3:
+            raise ValueError(f"expected input (B, R, NL), got {tuple(x.shape)}")
+        b, r, n = x.shape
+        flat = x.reshape(b, 1, r * n)
+        return torch.stack([self.get_submodule(t)(flat).reshape(b, r, n) for t in self.targets], dim=1)

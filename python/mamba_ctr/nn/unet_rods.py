@@ -1,7 +1,7 @@
 """A faster 1-D U-Net that keeps the rod axis: rods are channels, L is the convolution axis.
 
-Input X (B, R, NL) (16 rods × 240 L for paper-12L); output (B, 2R, NL): channels [0, R) are the standardised
-Re U of each rod, [R, 2R) the Im U. One network predicts both targets.
+Input X (B, R, NL) (16 rods × 240 L for paper-12L); output (B, 2, R, NL): the standardised Re U and Im U of each
+rod (the head's 2R channels, Re then Im). One network predicts both targets.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class RodsUNet1d(nn.Module):
     batch norm and ReLU; max-pool down, linear upsampling + 1×1 conv up, skip connections by concatenation.
 
     Args:
-        rods: input rods R (in channels); out channels are 2R (Re, Im).
+        rods: input rods R (in channels); the head has 2R channels (Re, Im), returned as (B, 2, R, NL).
         widths: channels per level, e.g. (64, 128, 256): 3 levels, 2 poolings (NL need not divide; the
             upsampled maps are interpolated to the skip's length).
         kernel: convolution width along L.
@@ -40,6 +40,8 @@ class RodsUNet1d(nn.Module):
             the plain block; e.g. (1, 2, 4, 8) widens the receptive field from about 25 to about 77 L points (a
             third of a 240-point rod; the bottleneck runs at stride 4) for about 40 % more FLOPs.
     """
+
+    targets = ("real", "imag")
 
     def __init__(self, rods: int = 16, widths: Sequence[int] = (64, 128, 256), kernel: int = 3,
                  bottleneck_dilations: Sequence[int] = (1, 1)) -> None:
@@ -80,4 +82,4 @@ class RodsUNet1d(nn.Module):
             skip = skips.pop()
             x = reduce(F.interpolate(x, size=skip.shape[-1], mode="linear", align_corners=False))
             x = block(torch.cat([x, skip], dim=1))
-        return self.head(x)
+        return self.head(x).unflatten(1, (2, self.rods))
