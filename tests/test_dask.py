@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import h5py
 import pytest
@@ -13,20 +12,9 @@ distributed = pytest.importorskip("distributed")
 from mamba_ctr.cli import main  # noqa: E402
 from mamba_ctr.data.dask_generate import generate_on_dask, shards_dir  # noqa: E402
 from mamba_ctr.data.generate import GenerateConfig, generate  # noqa: E402
+from test_generate import contents  # noqa: E402  (every dataset as bytes, stats aside)
 
 N = 120
-
-
-def contents(path: Path) -> dict[str, bytes]:
-    found: dict[str, bytes] = {}
-
-    def visit(name: str, obj) -> None:
-        if isinstance(obj, h5py.Dataset):
-            found[name] = obj.dtype.str.encode() + repr(obj.shape).encode() + obj[()].tobytes()
-
-    with h5py.File(path, "r") as f:
-        f.visititems(visit)
-    return {k: v for k, v in found.items() if not k.startswith("stats/")}  # stats: to ~1e-12, test_generate
 
 
 @pytest.fixture(scope="module")

@@ -78,6 +78,7 @@ from typing import Literal, Protocol
 import numpy as np
 from tqdm import tqdm
 
+from .._checks import check_count
 from ..physics.grid import Grid
 from ..physics.lowering import substrate_field
 from ..physics.perovskite import PEROVSKITE_COLUMNS
@@ -216,9 +217,7 @@ class CobraConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_iterations", "xy_points", "z_oversampling"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")
+            check_count(name, getattr(self, name), 1)
         for name in ("tolerance", "support_margin"):
             if not _finite_at_least(getattr(self, name), 0.0):
                 raise ValueError(f"{name} must be a finite number ≥ 0, got {getattr(self, name)!r}")

@@ -7,7 +7,7 @@
                      HDF5 virtual datasets mapping onto its block files (relative paths: move the pair together)
 
 join="copy" copies the blocks into FILE.h5 (one self-contained file, chunked along n) and removes the parts.
-Each block file is fsync'd before it is renamed (FSYNC_EACH_BLOCK = True, the default: measured as fast as
+Each block file is fsync'd before it is renamed (`pipeline.FSYNC_EACH_BLOCK` = True, the default: measured as fast as
 one fsync of all blocks at the end, because the writer thread overlaps it with the kernel). With False the
 blocks are fsync'd once, at the end, before the output gets its completion marker: a killed process cannot
 lose what the kernel already has, only a power loss or OS crash could then leave a renamed block unwritten.

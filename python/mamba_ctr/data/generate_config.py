@@ -1,9 +1,7 @@
-"""What `generate` makes: `GenerateConfig` (defaults, help, validation, TOML loading) and the shard ranges."""
+"""What `generate` makes: `GenerateConfig` (defaults, help, validation) and the shard ranges."""
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from .._backend import BACKENDS as _KERNELS
-from .._files import read_toml
 from ..errors import InputError
 
 JOINS = ("vds", "copy")
@@ -21,8 +18,8 @@ BACKENDS = ("auto", *_KERNELS)
 
 @dataclass
 class GenerateConfig:
-    """What `generate` makes. Loadable from TOML (`GenerateConfig.from_toml`), keys = field names;
-    each field's help is in its metadata. Bad values raise InputError."""
+    """What `generate` makes; each field's help is in its metadata (the command line's --help and --config TOML
+    come from the fields). Bad values raise InputError."""
 
     out: Path = field(metadata={"help": "output file FILE.h5 (FILE.h5.parts/ beside it while running)"})
     preset: str = field(default="paper-12L", metadata={
@@ -66,19 +63,6 @@ class GenerateConfig:
                              "(use at most n shards)")
         if self.overwrite and self.resume:
             raise InputError("--overwrite and --resume exclude each other")
-
-    @classmethod
-    def from_toml(cls, path: str | os.PathLike, **overrides) -> GenerateConfig:
-        """Config from a TOML file; `overrides` (e.g. command-line flags that were given) win."""
-        values = read_toml(path)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"{path}: unknown keys {unknown}; known are {sorted(known)}")
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        if "out" not in values:
-            raise InputError(f"{path}: no output file (set out = \"FILE.h5\" or pass --out)")
-        return cls(**values)
 
     @property
     def index_range(self) -> tuple[int, int]:

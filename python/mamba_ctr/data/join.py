@@ -108,7 +108,6 @@ class Collector(_BlockTally):
         self.names: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
 
     def add(self, lo: int, data: dict[str, np.ndarray], stats: _stats.Stats | None, backend: str = "") -> None:
-        self._check_order(lo)
         names = {name: (value.shape[1:], value.dtype) for name, value in data.items()}
         self.add_meta(lo, lo + len(data["intensity"]), names, stats, backend)
 

@@ -185,15 +185,29 @@ def compute(f: h5py.File, start: int | None = None, stop: int | None = None, chu
     stop = last if stop is None else int(stop)
     if not first <= start < stop <= last:
         raise ValueError(f"index range [{start}, {stop}) is empty or outside the file's [{first}, {last})")
+    return of_rows(f, np.arange(start - first, stop - first), start, chunk)
+
+
+def of_rows(f: h5py.File, rows: np.ndarray, start: int = 0, chunk: int = CHUNK) -> Stats:
+    """Statistics of the sorted unique `rows` (0 .. n−1) of an open file, read `chunk` rows at a time; the
+    result is labelled as the range [start, start + rows.size)."""
     if "film_field" not in f:
         raise ValueError(f"{f.filename} has no /film_field: statistics of U need it")
     bragg = f["grid/bragg"][()]
     total = Stats.empty(f["intensity"].shape[1:], start)
-    for lo in range(start, stop, chunk):
-        hi = min(stop, lo + chunk)
-        rows = slice(lo - first, hi - first)
-        total = total.merge(Stats.of_arrays(f["intensity"][rows], f["film_field"][rows], bragg, start=lo))
+    for lo in range(0, rows.size, chunk):
+        total = total.merge(Stats.of_arrays(*_read_rows(f, rows[lo:lo + chunk]), bragg, start=start + lo))
     return total
+
+
+def _read_rows(f: h5py.File, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """intensity and film_field of sorted unique rows: one contiguous read when they are dense, else a selection."""
+    lo, hi = int(rows[0]), int(rows[-1]) + 1
+    if hi - lo == rows.size:
+        return f["intensity"][lo:hi], f["film_field"][lo:hi]
+    if hi - lo <= 2 * rows.size:
+        return f["intensity"][lo:hi][rows - lo], f["film_field"][lo:hi][rows - lo]
+    return f["intensity"][rows], f["film_field"][rows]
 
 
 def file_stats(path: str | os.PathLike, start: int | None = None, stop: int | None = None,

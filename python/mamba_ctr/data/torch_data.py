@@ -38,8 +38,6 @@ from .hdf5 import open_complete
 
 __all__ = ["Normalisation", "RodsH5Dataset", "SimulatedRods", "train_val_split"]
 
-_READ_CHUNK = 4096  # structures per read when computing statistics of an index set
-
 
 # ---------------------------------------------------------------------------------------------- normalisation
 @dataclass
@@ -85,21 +83,10 @@ class Normalisation:
         if start is not None or stop is not None:
             raise ValueError("give either start/stop or indices, not both")
         with open_complete(path) as f:
-            n = f["intensity"].shape[0]
-            rows = np.unique(_check_indices(indices, n, str(path)))
+            rows = np.unique(_check_indices(indices, f["intensity"].shape[0], str(path)))
             if rows.size == 0:
                 raise ValueError("indices is empty: no statistics to compute")
-            if "film_field" not in f:
-                raise ValueError(f"{path} has no /film_field: statistics of U need it")
-            bragg = f["grid/bragg"][()]
-            total: _stats.Stats | None = None
-            for lo in range(0, rows.size, _READ_CHUNK):
-                part = rows[lo: lo + _READ_CHUNK]
-                piece = _stats.Stats.of_arrays(*_read_rows(f, part), bragg)
-                total = piece if total is None else _stats.Stats(
-                    0, 0, total.x.merge(piece.x), total.u_re.merge(piece.u_re), total.u_im.merge(piece.u_im))
-        assert total is not None
-        return cls.from_stats(total)
+            return cls.from_stats(_stats.of_rows(f, rows))
 
     # -------------------------------------------------------------------- (de)serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -161,15 +148,6 @@ class Normalisation:
         X = self.apply_x(network_input(np.asarray(intensity), np.asarray(bragg, dtype=bool)))
         re, im = self.apply_targets(film_field)
         return tuple(torch.from_numpy(a).to(dtype) for a in (X, re, im))  # type: ignore[return-value]
-
-
-def _read_rows(f: h5py.File, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """intensity and film_field of sorted unique rows: one contiguous read when they are dense, else a selection."""
-    lo, hi = int(rows[0]), int(rows[-1]) + 1
-    if hi - lo <= 2 * rows.size:
-        chosen = rows - lo
-        return f["intensity"][lo:hi][chosen], f["film_field"][lo:hi][chosen]
-    return f["intensity"][rows], f["film_field"][rows]
 
 
 def _safe(std: np.ndarray) -> np.ndarray:

@@ -1,12 +1,7 @@
 """Reciprocal space of a film stored on rods h, k ≥ 0 at L = m ΔL (m ≥ 0): the one place that extends the rods by
-the film's in-plane mirrors and Friedel's law and transforms between the film field and its 3-D density.
-
-    U(±h, ±k, L) = U(h, k, L)          (in-plane mirror symmetry of the perovskite film)
-    U(−h, −k, −L) = U(h, k, L)*        (Friedel's law, real form factors)
-
-`extend` places the stored values on a periodic (FFT-ordered) reciprocal lattice; `FilmTransform` is the 3-D
-transform pair built on it (the COBRA baseline's "mask" projection); `reconstruct.density.full_reciprocal` is the
-same extension in sorted order. The checks of the grids all of them accept live here too.
+the in-plane mirrors, U(±h, ±k, L) = U(h, k, L), and Friedel's law, U(−h, −k, −L) = U(h, k, L)*, and transforms
+between the film field and its 3-D density. Used by `reconstruct.density` (its grid checks, `full_reciprocal`) and
+by the COBRA baseline (`FilmTransform`, its "mask" projection).
 """
 
 from __future__ import annotations
