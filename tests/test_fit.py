@@ -23,7 +23,7 @@ from mamba_ctr.measured_sim import MeasuredSimulator
 from mamba_ctr.physics.film_from_atoms import build_film
 from mamba_ctr.reconstruct.refine import SolverOptions
 
-RODS = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (2.0, 0.0)]
+RODS = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)]
 SCALE = 1e-6
 A = 3.905
 U = {"Sr": 0.0064, "Ti": 0.037, "La": 0.0095, "Al": 0.015, "O": 0.01}

@@ -21,6 +21,15 @@ def rod_label(hk: tuple[float, float]) -> str:
     return f"({hk[0]:g}, {hk[1]:g})"
 
 
+def _broken(L: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(L, y) with NaN in gaps wider than 3 median steps, so that a line does not bridge left-out stretches."""
+    if L.size < 3:
+        return L, y
+    step = np.diff(L)
+    gaps = np.flatnonzero(step > 3 * np.median(step)) + 1
+    return np.insert(L, gaps, np.nan), np.insert(y, gaps, np.nan)
+
+
 def _draw(axes, points: MeasuredPoints, r: int, I_start: np.ndarray | None, I_fit: np.ndarray,
           legend: bool) -> None:
     top, bottom = axes
@@ -28,10 +37,10 @@ def _draw(axes, points: MeasuredPoints, r: int, I_start: np.ndarray | None, I_fi
     L, F, sF = points.L[r, used], points.F[r, used], points.sigma[r, used]
     top.errorbar(L, F**2, yerr=2 * F * sF, fmt="o", ms=2, lw=0.5, color="0.25", label="measured")
     if I_start is not None:
-        top.plot(L, I_start[r, used], lw=1, ls="--", color="tab:blue", label="start")
-    top.plot(L, I_fit[r, used], lw=1.2, color="tab:red", label="fit")
+        top.plot(*_broken(L, I_start[r, used]), lw=1, ls="--", color="tab:blue", label="start")
+    top.plot(*_broken(L, I_fit[r, used]), lw=1.2, color="tab:red", label="fit")
     top.set_yscale("log")
-    top.set_ylabel("|F|²")
+    top.set_ylabel("I = |F|² (data units)")
     residual = (np.sqrt(np.maximum(I_fit[r, used], 0)) - F) / sF
     bottom.axhline(0, color="0.6", lw=0.6)
     bottom.plot(L, residual, ".", ms=2, color="tab:red")
