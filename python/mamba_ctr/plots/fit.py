@@ -1,5 +1,6 @@
 """Figures of a structure fit to measured rods: per rod, measured and calculated intensity (log scale) over the
-normalised residuals (|F|_obs − |F|_calc) / σ_F."""
+normalised residuals (|F|_obs − |F|_calc) / σ_F. (All rods in one figure, without residuals:
+`plots.measured.measured_rods_figure`.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from ._base import new_figure, save
 if TYPE_CHECKING:
     from ..baselines.structure_fit import MeasuredPoints
 
-__all__ = ["plot_fit_overview", "plot_fit_rods", "rod_label"]
+__all__ = ["plot_fit_rods", "rod_label"]
 
 
 def rod_label(hk: tuple[float, float]) -> str:
@@ -73,23 +74,3 @@ def plot_fit_rods(points: MeasuredPoints, I_fit: np.ndarray, out_dir: str | Path
         paths.append(Path(out_dir) / name)
         save(fig, paths[-1])
     return paths
-
-
-def plot_fit_overview(points: MeasuredPoints, I_fit: np.ndarray, path: str | Path, *,
-                      I_start: np.ndarray | None = None, title: str = "") -> Path:
-    """Every rod in one PNG (two rows of panels per rod row: intensity over residuals)."""
-    R = len(points.rods)
-    cols = min(3, R)
-    rows = int(np.ceil(R / cols))
-    fig = new_figure(figsize=(4.2 * cols, 3.6 * rows), layout="constrained")
-    grid = fig.add_gridspec(2 * rows, cols, height_ratios=[3, 1] * rows)
-    for r, hk in enumerate(points.rods):
-        row, col = divmod(r, cols)
-        top = fig.add_subplot(grid[2 * row, col])
-        bottom = fig.add_subplot(grid[2 * row + 1, col], sharex=top)
-        _draw((top, bottom), points, r, I_start, I_fit, legend=r == 0)
-        top.set_title(rod_label(hk), fontsize=9)
-    if title:
-        fig.suptitle(title)
-    save(fig, path)
-    return Path(path)

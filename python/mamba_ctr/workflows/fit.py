@@ -223,11 +223,21 @@ def _write(config: Config, inputs: _Inputs, fit, report: dict) -> dict[str, Path
     write_xyz(files["xyz"], atoms)
     write_rod_cell(files["sur"], atoms)
     if config.figures:
-        from ..plots.fit import plot_fit_overview, plot_fit_rods
+        from ..plots._base import save
+        from ..plots.fit import plot_fit_rods, rod_label
+        from ..plots.measured import measured_rods_figure
 
-        files["overview"] = plot_fit_overview(fit.points, fit.I_fit, out / "fit_rods.png", I_start=fit.I_start,
-                                              title="measured vs calculated")
-        for path in plot_fit_rods(inputs.points, fit.I_fit, out, I_start=fit.I_start):
+        p = fit.points
+        rows = range(len(p.rods))
+        overview = measured_rods_figure(
+            [rod_label(hk) for hk in p.rods], [p.L[r, p.used[r]] for r in rows],
+            [p.F[r, p.used[r]] ** 2 for r in rows],
+            {"start": [fit.I_start[r, p.used[r]] for r in rows], "fit": [fit.I_fit[r, p.used[r]] for r in rows]},
+            title=f"measured vs calculated: χ²_red {fit.before.chi2_red:.3g} → {fit.after.chi2_red:.3g}, "
+                  f"R1 {fit.before.r1:.3f} → {fit.after.r1:.3f}")
+        files["overview"] = out / "fit_rods.png"
+        save(overview, files["overview"])
+        for path in plot_fit_rods(p, fit.I_fit, out, I_start=fit.I_start):
             files[path.stem] = path
     return files
 
