@@ -52,18 +52,17 @@ def _parser(command: str, module: types.ModuleType) -> argparse.ArgumentParser:
         default = _default(f)
         text = ",".join(map(str, default)) if isinstance(default, tuple) else str(default)  # as typed
         shown = "" if default in (dataclasses.MISSING, None, {}, ()) else f" (default: {text})"
+        choices = f.metadata.get("choices")  # shown here, checked by the Config (one line, also for --config)
         kwargs: dict[str, Any] = {"help": (f.metadata.get("help", "") + shown).replace("%", "%%"),
-                                  "default": argparse.SUPPRESS, "choices": f.metadata.get("choices")}
-        if f.metadata.get("positional"):  # optional here (it may come from --config); Config checks choices
-            choices = kwargs.pop("choices")
-            parser.add_argument(f.name, nargs="*" if typing.get_origin(hint) is tuple else "?", **kwargs,
-                                metavar="{" + ",".join(choices) + "}" if choices else f.name.upper())
-            continue
+                                  "default": argparse.SUPPRESS}
         if hint is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
-        elif not kwargs["choices"]:
-            kwargs["metavar"] = f.name.upper()
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, **kwargs)
+        else:
+            kwargs["metavar"] = "{" + ",".join(choices) + "}" if choices else f.name.upper()
+        if f.metadata.get("positional"):  # optional here: it may come from --config
+            parser.add_argument(f.name, nargs="*" if typing.get_origin(hint) is tuple else "?", **kwargs)
+        else:
+            parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, **kwargs)
     if "quiet" not in {f.name for f, _ in fields}:
         parser.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
     return parser

@@ -53,10 +53,7 @@ def preset_name(name: str) -> str:
     """The canonical name of a built-in preset (aliases such as 12L or rough allowed); InputError if unknown."""
     from ..physics import presets
 
-    try:
-        return presets.get(name).name
-    except ValueError as error:
-        raise InputError(str(error)) from None
+    return presets.get(name).name
 
 
 def progress(quiet: bool) -> bool | None:

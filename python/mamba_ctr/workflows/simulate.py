@@ -33,8 +33,9 @@ class Config:
             raise InputError("give a preset or a structure file, not both (the file names its preset)")
         if self.preset is not None:
             self.preset = preset_name(self.preset)
-        if self.dtype not in ("float32", "float64"):
-            raise InputError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        for name, allowed in (("dtype", ("float32", "float64")), ("backend", ("auto", *BACKENDS))):
+            if getattr(self, name) not in allowed:
+                raise InputError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
 
 
 def run(config: Config) -> Result:
