@@ -19,6 +19,7 @@ import h5py
 import numba
 import numpy as np
 
+from ..errors import InputError
 from ..simulate import network_input
 
 CHUNK = 4096  # structures per read when streaming a file
@@ -184,7 +185,7 @@ def compute(f: h5py.File, start: int | None = None, stop: int | None = None, chu
     start = first if start is None else int(start)
     stop = last if stop is None else int(stop)
     if not first <= start < stop <= last:
-        raise ValueError(f"index range [{start}, {stop}) is empty or outside the file's [{first}, {last})")
+        raise InputError(f"index range [{start}, {stop}) is empty or outside the file's [{first}, {last})")
     return of_rows(f, np.arange(start - first, stop - first), start, chunk)
 
 
@@ -192,7 +193,7 @@ def of_rows(f: h5py.File, rows: np.ndarray, start: int = 0, chunk: int = CHUNK) 
     """Statistics of the sorted unique `rows` (0 .. n−1) of an open file, read `chunk` rows at a time; the
     result is labelled as the range [start, start + rows.size)."""
     if "film_field" not in f:
-        raise ValueError(f"{f.filename} has no /film_field: statistics of U need it")
+        raise InputError(f"{f.filename} has no /film_field: statistics of U need it")
     bragg = f["grid/bragg"][()]
     total = Stats.empty(f["intensity"].shape[1:], start)
     for lo in range(0, rows.size, chunk):
@@ -225,4 +226,4 @@ def file_stats(path: str | os.PathLike, start: int | None = None, stop: int | No
                     return stored
             return compute(f, start, stop)
         except (OSError, KeyError) as error:
-            raise ValueError(f"{path} is corrupt or truncated ({error})") from None
+            raise InputError(f"{path} is corrupt or truncated ({error})") from None

@@ -329,7 +329,7 @@ def get(name: str) -> PerovskitePreset:
     canonical = _ALIASES.get(name, name)
     if canonical not in _PRESETS:
         known = ", ".join(names() + sorted(_ALIASES))
-        raise ValueError(f"unknown preset {name!r}: known are {known}")
+        raise InputError(f"unknown preset {name!r}: known are {known}")
     if canonical not in _INSTANCES:
         _INSTANCES[canonical] = _PRESETS[canonical]()
     return _INSTANCES[canonical]
