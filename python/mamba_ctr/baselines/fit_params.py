@@ -404,7 +404,7 @@ class FitParameters:
                 lo, hi = low[slot.array][slot.index], high[slot.array][slot.index]
                 if lo < floor or (slot.array == "c" and lo <= floor) or hi > ceiling or (
                         slot.array == "beta" and hi >= ceiling):
-                    raise InputError(f"{self.source}: parameter {p.name!r} can move {p.target} of {p.where} to "
+                    raise InputError(f"{self.source}: parameter {p.name!r} can move {slot.array} of {p.where} to "
                                      f"[{lo:g}, {hi:g}] within its bounds; it must keep {rule}")
         if np.any(site_high > 1 + 1e-9):
             j, s = divmod(int(np.argmax(site_high)), S)
