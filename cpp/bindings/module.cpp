@@ -6,6 +6,8 @@
 #include <cmath>
 #include <complex>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -88,21 +90,19 @@ int check_output(const char* name, const py::object& obj, const char* dtypes,
   return kind;
 }
 
-void film_fields_run(const std::string& isa, ArrF z, ArrF weight, ArrI entry_site, ArrI entry_pair, ArrI pair_column,
-                    ArrI pair_species, ArrC pattern_phase, ArrI rod_pattern, ArrF qz,
-                    double uniform_step, ArrF ff_re, ArrF ff_im, ArrC substrate, ArrF rough,
-                    py::object film_field, py::object intensity, int threads) {
-  check_ndim("z", z, "(n, S)", 2);
-  const py::ssize_t n = z.shape(0), S = z.shape(1);
+// The plan of (model, grid): the structure-independent tables, checked and laid out once.
+std::unique_ptr<mamba_ctr::Plan> make_plan(ArrI entry_site, ArrI entry_pair, ArrI pair_column,
+                                           ArrI pair_species, ArrC pattern_phase, ArrI rod_pattern,
+                                           ArrF qz, double uniform_step, ArrF ff_re, ArrF ff_im,
+                                           ArrC substrate, py::ssize_t n_sites,
+                                           const std::string& isa) {
   check_ndim("entry_site", entry_site, "(E,)", 1);
   const py::ssize_t E = entry_site.shape(0);
   check_shape("entry_pair", entry_pair, "(E,)", {E});
-  check_shape("weight", weight, "(n, E)", {n, E});
   check_ndim("pair_column", pair_column, "(P,)", 1);
   const py::ssize_t P = pair_column.shape(0);
   check_shape("pair_species", pair_species, "(P,)", {P});
   check_ndim("pattern_phase", pattern_phase, "(NP, C)", 2);
-  const py::ssize_t NP = pattern_phase.shape(0), C = pattern_phase.shape(1);
   check_ndim("rod_pattern", rod_pattern, "(R,)", 1);
   const py::ssize_t R = rod_pattern.shape(0);
   check_ndim("qz", qz, "(NL,)", 1);
@@ -113,38 +113,42 @@ void film_fields_run(const std::string& isa, ArrF z, ArrF weight, ArrI entry_sit
   const bool real_ff = ff_im.size() == 0;
   if (!real_ff) check_shape("ff_im", ff_im, "(NSP, R, NL) or size 0", {NSP, R, NL});
   check_shape("substrate", substrate, "(R, NL)", {R, NL});
-  const bool has_rough = rough.size() != 0;
-  if (has_rough) check_shape("rough", rough, "(n, NL) or size 0", {n, NL});
+  if (n_sites < 0) fail("n_sites must be an integer >= 0, got " + std::to_string(n_sites));
+
+  mamba_ctr::PlanTables t;
+  t.n_sites = n_sites;
+  t.n_entries = E;
+  t.n_pairs = P;
+  t.n_columns = pattern_phase.shape(1);
+  t.n_patterns = pattern_phase.shape(0);
+  t.n_species = NSP;
+  t.n_rods = R;
+  t.n_l = NL;
+  t.entry_site = entry_site.data();
+  t.entry_pair = entry_pair.data();
+  t.pair_column = pair_column.data();
+  t.pair_species = pair_species.data();
+  t.pattern_phase = pattern_phase.data();
+  t.rod_pattern = rod_pattern.data();
+  t.qz = qz.data();
+  t.uniform_step = uniform_step;
+  t.ff_re = ff_re.data();
+  t.ff_im = real_ff ? nullptr : ff_im.data();
+  t.substrate = substrate.data();
+  return std::make_unique<mamba_ctr::Plan>(t, isa);  // std::invalid_argument -> ValueError
+}
+
+// One call: checks the per-structure arrays and the outputs, then runs without the GIL.
+void run_plan(const mamba_ctr::Plan& plan, ArrF z, ArrF weight, std::optional<ArrF> rough,
+              py::object film_field, py::object intensity, int threads) {
+  check_ndim("z", z, "(n, S)", 2);
+  const py::ssize_t n = z.shape(0), R = plan.n_rods(), NL = plan.n_l();
+  check_shape("z", z, "(n, S)", {n, plan.n_sites()});
+  check_shape("weight", weight, "(n, E)", {n, plan.n_entries()});
+  const bool has_rough = rough.has_value() && rough->size() != 0;
+  if (has_rough) check_shape("rough", *rough, "(n, NL) or size 0", {n, NL});
   if (threads < 0) fail("threads must be an integer >= 0, got " + std::to_string(threads));
   check_finite("z", z);
-  check_finite("qz", qz);
-
-  mamba_ctr::FilmFieldsInput in;
-  in.n = n;
-  in.n_sites = S;
-  in.n_entries = E;
-  in.n_pairs = P;
-  in.n_columns = C;
-  in.n_patterns = NP;
-  in.n_species = NSP;
-  in.n_rods = R;
-  in.n_l = NL;
-  in.z = z.data();
-  in.weight = weight.data();
-  in.entry_site = entry_site.data();
-  in.entry_pair = entry_pair.data();
-  in.pair_column = pair_column.data();
-  in.pair_species = pair_species.data();
-  in.pattern_phase = pattern_phase.data();
-  in.rod_pattern = rod_pattern.data();
-  in.qz = qz.data();
-  in.uniform_step = uniform_step;
-  in.ff_re = ff_re.data();
-  in.ff_im = real_ff ? nullptr : ff_im.data();
-  in.substrate = substrate.data();
-  in.rough = has_rough ? rough.data() : nullptr;
-  const std::string problem = mamba_ctr::check_film_fields_input(in);
-  if (!problem.empty()) fail(problem);
 
   const std::vector<py::ssize_t> out_shape{n, R, NL};
   py::array u_arr, i_arr;
@@ -165,36 +169,18 @@ void film_fields_run(const std::string& isa, ArrF z, ArrF weight, ArrI entry_sit
       fail("film_field and intensity must not overlap in memory, got overlapping arrays");
   }
   const int kind = u_kind ? u_kind : i_kind;
-  // The ISA variant (std::invalid_argument -> ValueError), checked before any work.
-  const std::string use_isa = isa.empty() ? mamba_ctr::isa() : isa;
-  if (kind == 0) {
-    if (!isa.empty()) {  // still say so if the requested variant is unusable
-      mamba_ctr::FilmFieldsInput none;
-      mamba_ctr::film_fields_isa<double>(use_isa, none, nullptr, nullptr, 1);
-    }
-    return;  // nothing to write
-  }
-
+  const double* rp = has_rough ? rough->data() : nullptr;
   if (kind == 1) {
     auto* U = u_kind ? static_cast<std::complex<float>*>(u_arr.mutable_data()) : nullptr;
     auto* I = i_kind ? static_cast<float*>(i_arr.mutable_data()) : nullptr;
     py::gil_scoped_release release;
-    mamba_ctr::film_fields_isa<float>(use_isa, in, U, I, threads);
-  } else {
+    plan.run<float>(n, z.data(), weight.data(), rp, U, I, threads);
+  } else if (kind == 2) {
     auto* U = u_kind ? static_cast<std::complex<double>*>(u_arr.mutable_data()) : nullptr;
     auto* I = i_kind ? static_cast<double*>(i_arr.mutable_data()) : nullptr;
     py::gil_scoped_release release;
-    mamba_ctr::film_fields_isa<double>(use_isa, in, U, I, threads);
+    plan.run<double>(n, z.data(), weight.data(), rp, U, I, threads);
   }
-}
-
-void film_fields_py(ArrF z, ArrF weight, ArrI entry_site, ArrI entry_pair, ArrI pair_column,
-                    ArrI pair_species, ArrC pattern_phase, ArrI rod_pattern, ArrF qz,
-                    double uniform_step, ArrF ff_re, ArrF ff_im, ArrC substrate, ArrF rough,
-                    py::object film_field, py::object intensity, int threads) {
-  film_fields_run(std::string(), z, weight, entry_site, entry_pair, pair_column, pair_species,
-                  pattern_phase, rod_pattern, qz, uniform_step, ff_re, ff_im, substrate, rough,
-                  film_field, intensity, threads);
 }
 
 }  // namespace
@@ -202,39 +188,46 @@ void film_fields_py(ArrF z, ArrF weight, ArrI entry_site, ArrI entry_pair, ArrI 
 PYBIND11_MODULE(_core, m) {
   m.doc() =
       "Compiled core of mamba-ctr (C++17 / OpenMP).\n\n"
-      "film_fields(...) fills the film field U and the intensity I = |S + U|^2 * rough of a\n"
-      "batch of layered structures from the flat arrays of docs/kernel.md. Work is split over\n"
-      "structures (the GIL is released); the results do not depend on the thread count.";
+      "Plan(...) holds the structure-independent tables of docs/kernel.md, checked once per\n"
+      "(model, grid); Plan.run(z, weight, rough, ...) fills the film field U and the intensity\n"
+      "I = |S + U|^2 * rough of a batch of structures. Work is split over structures (the GIL\n"
+      "is released); the results do not depend on the thread count nor on the ISA variant.";
 
-  m.def("film_fields", &film_fields_py, py::arg("z"), py::arg("weight"), py::arg("entry_site"),
-        py::arg("entry_pair"), py::arg("pair_column"), py::arg("pair_species"),
-        py::arg("pattern_phase"), py::arg("rod_pattern"), py::arg("qz"),
-        py::arg("uniform_step"), py::arg("ff_re"), py::arg("ff_im"), py::arg("substrate"),
-        py::arg("rough"), py::arg("film_field") = py::none(), py::arg("intensity") = py::none(),
-        py::arg("threads") = 0,
-        R"doc(Film fields of n structures (docs/kernel.md), written in place.
+  py::class_<mamba_ctr::Plan>(m, "Plan", R"doc(The kernel's plan for one (model, grid) (docs/kernel.md).
 
-Inputs (converted to C-contiguous float64 / int64 / complex128 when needed):
-  z (n, S), weight (n, E), entry_site (E,) non-decreasing in [0, S),
-  entry_pair (E,) in [0, P), pair_column (P,) in [0, C), pair_species (P,) in [0, NSP),
-  pattern_phase (NP, C) complex, rod_pattern (R,) in [0, NP), qz (NL,),
+Plan(entry_site, entry_pair, pair_column, pair_species, pattern_phase, rod_pattern, qz,
+     uniform_step, ff_re, ff_im, substrate, n_sites, *, isa="")
+Tables (converted to C-contiguous float64 / int64 / complex128 when needed, then copied):
+  entry_site (E,) non-decreasing in [0, S), entry_pair (E,) in [0, P),
+  pair_column (P,) in [0, C), pair_species (P,) in [0, NSP),
+  pattern_phase (NP, C) complex, rod_pattern (R,) in [0, NP), qz (NL,) finite,
   uniform_step (> 0: qz is the uniform grid qz[0] + l * uniform_step; 0: arbitrary),
-  ff_re (NSP, R, NL), ff_im (NSP, R, NL) or size 0, substrate (R, NL) complex,
-  rough (n, NL) or size 0.
+  ff_re (NSP, R, NL), ff_im (NSP, R, NL) or size 0, substrate (R, NL) complex, n_sites S.
+isa: "" for the variant isa() names (MAMBA_CTR_ISA may force one), or one of isa_variants()
+(a test hook; all give the same bits).
+Raises ValueError (expected vs given) on any shape, index or value problem.)doc")
+      .def(py::init(&make_plan), py::arg("entry_site"), py::arg("entry_pair"),
+           py::arg("pair_column"), py::arg("pair_species"), py::arg("pattern_phase"),
+           py::arg("rod_pattern"), py::arg("qz"), py::arg("uniform_step"), py::arg("ff_re"),
+           py::arg("ff_im"), py::arg("substrate"), py::arg("n_sites"), py::kw_only(),
+           py::arg("isa") = std::string())
+      .def("run", &run_plan, py::arg("z"), py::arg("weight"), py::arg("rough") = py::none(),
+           py::arg("film_field") = py::none(), py::arg("intensity") = py::none(),
+           py::arg("threads") = 0,
+           R"doc(Film fields of n structures, written in place.
+
+Inputs (converted to C-contiguous float64 when needed): z (n, S) finite, weight (n, E),
+rough (n, NL), size 0 or None.
 Outputs (writeable, C-contiguous, shape (n, R, NL), both single or both double precision):
   film_field: complex64 / complex128 or None;  intensity: float32 / float64 or None.
-threads: OpenMP threads, 0 = the runtime default.
-The ISA variant is the one isa() names (MAMBA_CTR_ISA may force one); all give the same bits.
-Raises ValueError (expected vs given) on any shape, dtype, index or output problem.)doc");
+threads: OpenMP threads, 0 = the runtime default. The GIL is released while it runs; one
+plan may run in several Python threads at once.
+Raises ValueError (expected vs given) on any shape, dtype, value or output problem.)doc")
+      .def_property_readonly("isa", &mamba_ctr::Plan::isa, "The ISA variant this plan runs.")
+      .def_property_readonly("shape", [](const mamba_ctr::Plan& p) {
+        return py::make_tuple(p.n_sites(), p.n_entries(), p.n_rods(), p.n_l());
+      }, "(S, E, R, NL): sites and entries per structure, rods, points per rod.");
 
-  m.def("_film_fields_isa", &film_fields_run, py::arg("isa"), py::arg("z"), py::arg("weight"),
-        py::arg("entry_site"), py::arg("entry_pair"), py::arg("pair_column"),
-        py::arg("pair_species"), py::arg("pattern_phase"), py::arg("rod_pattern"), py::arg("qz"),
-        py::arg("uniform_step"), py::arg("ff_re"), py::arg("ff_im"), py::arg("substrate"),
-        py::arg("rough"), py::arg("film_field") = py::none(), py::arg("intensity") = py::none(),
-        py::arg("threads") = 0,
-        "Test hook: film_fields with the given ISA variant (one of isa_variants()) instead of\n"
-        "the one chosen at run time. Raises ValueError if the variant cannot be used.");
   m.def("isa", &mamba_ctr::isa,
         "Name of the ISA variant of the kernel in use: 'baseline', 'avx2' (x86-64-v3) or\n"
         "'avx512' (x86-64-v4); the best one the CPU supports, chosen at the first call, unless\n"

@@ -175,14 +175,6 @@ void run_variant(Isa isa, const PlanView& pl, std::complex<Real>* U, Real* I, in
   }
 }
 
-// ---------------------------------------------------------------------------
-// Everything that does not depend on the structure (owning storage of a PlanView).
-struct Plan {
-  PlanView v{};
-  std::vector<std::int64_t> site_off, pair_off, pair_entries, sp_off, sp_pairs;
-  std::vector<double> ph_re, ph_im, seed_q, q_pad, sub_re, sub_im, ffc;
-};
-
 // Counting sort by key: items with key k are members[offsets[k] .. offsets[k + 1]) (members optional).
 static void group_by_key(const std::int64_t* key, std::int64_t n_items, std::int64_t n_keys,
                          std::vector<std::int64_t>& offsets, std::vector<std::int64_t>* members) {
@@ -195,9 +187,60 @@ static void group_by_key(const std::int64_t* key, std::int64_t n_items, std::int
   for (std::int64_t i = 0; i < n_items; ++i) (*members)[fill[key[i]]++] = i;
 }
 
-void make_plan(const FilmFieldsInput& in, int VW, Plan& pl) {
+// Check the tables; empty string when valid, else what was expected and what was given.
+std::string check_tables(const PlanTables& in) {
+  std::ostringstream msg;
+  const std::int64_t sizes[] = {in.n_sites,    in.n_entries, in.n_pairs, in.n_columns,
+                                in.n_patterns, in.n_species, in.n_rods,  in.n_l};
+  for (std::int64_t s : sizes)
+    if (s < 0) return "sizes must be >= 0, got a negative size";
+  auto range = [&](const char* name, const std::int64_t* a, std::int64_t m, std::int64_t upper,
+                   const char* sym) -> bool {
+    for (std::int64_t k = 0; k < m; ++k)
+      if (a[k] < 0 || a[k] >= upper) {
+        msg << name << " values must lie in [0, " << sym << ") = [0, " << upper << "), got "
+            << a[k] << " at index " << k;
+        return false;
+      }
+    return true;
+  };
+  if (!range("entry_site", in.entry_site, in.n_entries, in.n_sites, "S")) return msg.str();
+  if (!range("entry_pair", in.entry_pair, in.n_entries, in.n_pairs, "P")) return msg.str();
+  if (!range("pair_column", in.pair_column, in.n_pairs, in.n_columns, "C")) return msg.str();
+  if (!range("pair_species", in.pair_species, in.n_pairs, in.n_species, "NSP")) return msg.str();
+  if (!range("rod_pattern", in.rod_pattern, in.n_rods, in.n_patterns, "NP")) return msg.str();
+  for (std::int64_t e = 1; e < in.n_entries; ++e)
+    if (in.entry_site[e] < in.entry_site[e - 1]) {
+      msg << "entry_site must be non-decreasing, got entry_site[" << e - 1
+          << "] = " << in.entry_site[e - 1] << " > entry_site[" << e << "] = " << in.entry_site[e];
+      return msg.str();
+    }
+  for (std::int64_t l = 0; l < in.n_l; ++l)
+    if (!std::isfinite(in.qz[l])) return "qz must be finite, got a non-finite value";
+  if (!(std::isfinite(in.uniform_step) && in.uniform_step >= 0.0)) {
+    msg << "uniform_step must be a finite number >= 0, got " << in.uniform_step;
+    return msg.str();
+  }
+  return std::string();
+}
+
+}  // namespace
+
+// Everything that does not depend on the structure (owning storage of a PlanView).
+struct Plan::Impl {
+  int isa_index = 0;  // an Isa (a plain int: Impl is not in the anonymous namespace)
+  std::string isa_name;
+  PlanView v{};
+  std::vector<std::int64_t> entry_site, rod_pattern, site_off, pair_off, pair_entries, sp_off,
+      sp_pairs;
+  std::vector<double> ph_re, ph_im, seed_q, q_pad, sub_re, sub_im, ffc;
+};
+
+namespace {
+
+void make_plan(const PlanTables& in, int VW, Plan::Impl& pl) {
   PlanView& v = pl.v;
-  v.n = in.n;
+  v.n = 0;
   v.S = in.n_sites;
   v.E = in.n_entries;
   v.P = in.n_pairs;
@@ -212,11 +255,8 @@ void make_plan(const FilmFieldsInput& in, int VW, Plan& pl) {
   v.step = in.uniform_step;
   v.uniform = in.uniform_step > 0.0;
   v.real_ff = in.ff_im == nullptr;
-  v.z = in.z;
-  v.weight = in.weight;
-  v.entry_site = in.entry_site;
-  v.rod_pattern = in.rod_pattern;
-  v.rough = in.rough;
+  pl.entry_site.assign(in.entry_site, in.entry_site + v.E);
+  pl.rod_pattern.assign(in.rod_pattern, in.rod_pattern + v.R);
 
   group_by_key(in.entry_site, v.E, v.S, pl.site_off, nullptr);
   group_by_key(in.entry_pair, v.E, v.P, pl.pair_off, &pl.pair_entries);
@@ -263,6 +303,8 @@ void make_plan(const FilmFieldsInput& in, int VW, Plan& pl) {
     pl.sub_im[k] = in.substrate[k].imag();
   }
 
+  v.entry_site = pl.entry_site.data();
+  v.rod_pattern = pl.rod_pattern.data();
   v.site_off = pl.site_off.data();
   v.pair_off = pl.pair_off.data();
   v.pair_entries = pl.pair_entries.data();
@@ -301,71 +343,46 @@ int effective_threads(int requested) {
   return nt;
 }
 
-template <class Real>
-void film_fields_with(Isa isa, const FilmFieldsInput& in, std::complex<Real>* film_field,
-                      Real* intensity, int threads) {
-  if (in.n <= 0 || in.n_rods <= 0 || in.n_l <= 0) return;
-  if (film_field == nullptr && intensity == nullptr) return;
-  Plan pl;
-  make_plan(in, chunk_width(isa), pl);
-  run_variant<Real>(isa, pl.v, film_field, intensity, effective_threads(threads));
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
-std::string check_film_fields_input(const FilmFieldsInput& in) {
-  std::ostringstream msg;
-  const std::int64_t sizes[] = {in.n,          in.n_sites,   in.n_entries, in.n_pairs, in.n_columns,
-                                in.n_patterns, in.n_species, in.n_rods,    in.n_l};
-  for (std::int64_t s : sizes)
-    if (s < 0) return "sizes must be >= 0, got a negative size";
-  auto range = [&](const char* name, const std::int64_t* a, std::int64_t m, std::int64_t upper,
-                   const char* sym) -> bool {
-    for (std::int64_t k = 0; k < m; ++k)
-      if (a[k] < 0 || a[k] >= upper) {
-        msg << name << " values must lie in [0, " << sym << ") = [0, " << upper << "), got "
-            << a[k] << " at index " << k;
-        return false;
-      }
-    return true;
-  };
-  if (!range("entry_site", in.entry_site, in.n_entries, in.n_sites, "S")) return msg.str();
-  if (!range("entry_pair", in.entry_pair, in.n_entries, in.n_pairs, "P")) return msg.str();
-  if (!range("pair_column", in.pair_column, in.n_pairs, in.n_columns, "C")) return msg.str();
-  if (!range("pair_species", in.pair_species, in.n_pairs, in.n_species, "NSP")) return msg.str();
-  if (!range("rod_pattern", in.rod_pattern, in.n_rods, in.n_patterns, "NP")) return msg.str();
-  for (std::int64_t e = 1; e < in.n_entries; ++e)
-    if (in.entry_site[e] < in.entry_site[e - 1]) {
-      msg << "entry_site must be non-decreasing, got entry_site[" << e - 1
-          << "] = " << in.entry_site[e - 1] << " > entry_site[" << e << "] = " << in.entry_site[e];
-      return msg.str();
-    }
-  if (!(std::isfinite(in.uniform_step) && in.uniform_step >= 0.0)) {
-    msg << "uniform_step must be a finite number >= 0, got " << in.uniform_step;
-    return msg.str();
-  }
-  return std::string();
+Plan::Plan(const PlanTables& tables, const std::string& isa) : impl_(new Impl) {
+  // the ISA variant first: MAMBA_CTR_ISA or the name may be unusable (std::invalid_argument)
+  const Isa kind = isa.empty() ? active() : isa_from_name(isa, "isa");
+  impl_->isa_index = static_cast<int>(kind);
+  impl_->isa_name = kIsaNames[impl_->isa_index];
+  const std::string problem = check_tables(tables);
+  if (!problem.empty()) throw std::invalid_argument(problem);
+  make_plan(tables, chunk_width(kind), *impl_);
 }
+
+Plan::~Plan() = default;
+Plan::Plan(Plan&&) noexcept = default;
+Plan& Plan::operator=(Plan&&) noexcept = default;
+
+std::int64_t Plan::n_sites() const noexcept { return impl_->v.S; }
+std::int64_t Plan::n_entries() const noexcept { return impl_->v.E; }
+std::int64_t Plan::n_rods() const noexcept { return impl_->v.R; }
+std::int64_t Plan::n_l() const noexcept { return impl_->v.NL; }
+const std::string& Plan::isa() const noexcept { return impl_->isa_name; }
 
 template <class Real>
-void film_fields(const FilmFieldsInput& in, std::complex<Real>* film_field, Real* intensity,
-                 int threads) {
-  film_fields_with<Real>(active(), in, film_field, intensity, threads);
+void Plan::run(std::int64_t n, const double* z, const double* weight, const double* rough,
+               std::complex<Real>* film_field, Real* intensity, int threads) const {
+  PlanView v = impl_->v;
+  if (n <= 0 || v.R <= 0 || v.NL <= 0) return;
+  if (film_field == nullptr && intensity == nullptr) return;
+  v.n = n;
+  v.z = z;
+  v.weight = weight;
+  v.rough = rough;
+  run_variant<Real>(static_cast<Isa>(impl_->isa_index), v, film_field, intensity, effective_threads(threads));
 }
 
-template <class Real>
-void film_fields_isa(const std::string& isa, const FilmFieldsInput& in,
-                     std::complex<Real>* film_field, Real* intensity, int threads) {
-  film_fields_with<Real>(isa_from_name(isa, "isa"), in, film_field, intensity, threads);
-}
-
-template void film_fields<float>(const FilmFieldsInput&, std::complex<float>*, float*, int);
-template void film_fields<double>(const FilmFieldsInput&, std::complex<double>*, double*, int);
-template void film_fields_isa<float>(const std::string&, const FilmFieldsInput&,
-                                     std::complex<float>*, float*, int);
-template void film_fields_isa<double>(const std::string&, const FilmFieldsInput&,
-                                      std::complex<double>*, double*, int);
+template void Plan::run<float>(std::int64_t, const double*, const double*, const double*,
+                               std::complex<float>*, float*, int) const;
+template void Plan::run<double>(std::int64_t, const double*, const double*, const double*,
+                                std::complex<double>*, double*, int) const;
 
 std::string isa() { return kIsaNames[static_cast<int>(active())]; }
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
 from functools import cache
+from typing import Any
+
+from ._kernel_args import PlanTables
 
 BACKENDS = ("compiled", "numba", "numpy")
 ENV_VAR = "MAMBA_CTR_BACKEND"
@@ -60,13 +62,13 @@ def resolve(backend: str | None = "auto") -> str:
     return requested
 
 
-def film_fields_kernel(name: str) -> Callable[..., None]:
-    """The film_fields function of a kernel backend ("compiled" or "numba")."""
+def plan(name: str, tables: PlanTables) -> Any:
+    """The kernel plan of a backend ("compiled": `_core.Plan`, or "numba") for checked-once `tables`."""
     module_name = {"compiled": "mamba_ctr._core", "numba": "mamba_ctr._kernels_numba"}[name]
     module, error = _import(module_name)
     if module is None:
         raise RuntimeError(f"backend {name!r} is unavailable: {error}")
-    return module.film_fields
+    return module.Plan(*tables)
 
 
 def max_threads(name: str) -> int:

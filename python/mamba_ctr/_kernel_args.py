@@ -1,9 +1,10 @@
-"""Validation of the film-field kernel arguments (docs/kernel.md).
+"""The kernel plan's tables (docs/kernel.md) and their checks, for the numba twin of the compiled Plan.
 
-`validate_kernel_args` checks shapes, dtypes, index ranges and the output
-arrays exactly as the compiled kernel does, and returns the inputs cast to
-C-contiguous float64 / int64 / complex128 arrays. Every problem raises a
-ValueError naming the argument with the expected and the given value, e.g.
+`PlanTables` lists the structure-independent arrays of the contract in the order both plans take them
+(`_core.Plan(*tables)`, `_kernels_numba.Plan(*tables)`). `check_tables` checks them once per plan and
+`check_call` the per-structure arrays and outputs of each call, exactly as the compiled plan does; both
+return canonical C-contiguous float64 / int64 / complex128 arrays. Every problem raises a ValueError
+naming the argument with the expected and the given value, e.g.
 ``weight must have shape (n, E) = (10, 78), got (10, 77)``.
 """
 
@@ -14,30 +15,24 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["KernelArgs", "validate_kernel_args"]
+__all__ = ["PlanTables", "check_call", "check_tables"]
 
 
-class KernelArgs(NamedTuple):
-    """Validated kernel inputs (contiguous, canonical dtypes) and sizes."""
+class PlanTables(NamedTuple):
+    """Structure-independent kernel inputs of one (model, grid)."""
 
-    z: np.ndarray               # float64 (n, S)
-    weight: np.ndarray          # float64 (n, E)
-    entry_site: np.ndarray      # int64 (E,)
-    entry_pair: np.ndarray      # int64 (E,)
-    pair_column: np.ndarray     # int64 (P,)
-    pair_species: np.ndarray    # int64 (P,)
+    entry_site: np.ndarray      # int64 (E,), non-decreasing, in [0, S)
+    entry_pair: np.ndarray      # int64 (E,), in [0, P)
+    pair_column: np.ndarray     # int64 (P,), in [0, C)
+    pair_species: np.ndarray    # int64 (P,), in [0, NSP)
     pattern_phase: np.ndarray   # complex128 (NP, C)
-    rod_pattern: np.ndarray     # int64 (R,)
-    qz: np.ndarray              # float64 (NL,)
-    uniform_step: float
+    rod_pattern: np.ndarray     # int64 (R,), in [0, NP)
+    qz: np.ndarray              # float64 (NL,), Å⁻¹
+    uniform_step: float         # > 0: qz[l] = qz[0] + l · uniform_step; 0: arbitrary
     ff_re: np.ndarray           # float64 (NSP, R, NL)
     ff_im: np.ndarray           # float64 (NSP, R, NL) or (0,)
     substrate: np.ndarray       # complex128 (R, NL)
-    rough: np.ndarray           # float64 (n, NL) or (0,)
-    film_field: np.ndarray | None   # complex64/complex128 (n, R, NL) or None (unchanged)
-    intensity: np.ndarray | None    # float32/float64 (n, R, NL) or None (unchanged)
-    threads: int
-    sizes: dict                 # n, S, E, P, C, NP, NSP, R, NL
+    n_sites: int                # S
 
 
 def _shape_str(shape) -> str:
@@ -88,7 +83,7 @@ def _check_finite(name: str, arr: np.ndarray) -> None:
         raise ValueError(f"{name} must be finite, got a non-finite value")
 
 
-def _check_output(name: str, out, dtypes, symbols: str, expected) -> None:
+def _check_output(name: str, out, dtypes, expected) -> None:
     if out is None:
         return
     if not isinstance(out, np.ndarray):
@@ -96,116 +91,102 @@ def _check_output(name: str, out, dtypes, symbols: str, expected) -> None:
     if out.dtype not in dtypes:
         raise ValueError(
             f"{name} must have dtype {' or '.join(str(np.dtype(d)) for d in dtypes)}, got {out.dtype}")
-    _check_shape(name, out, symbols, expected)
+    _check_shape(name, out, "(n, R, NL)", expected)
     if not out.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous, got a non-contiguous array")
     if not out.flags.writeable:
         raise ValueError(f"{name} must be writeable, got a read-only array")
 
 
-def validate_kernel_args(z, weight, entry_site, entry_pair, pair_column, pair_species,
-                         pattern_phase, rod_pattern, qz, uniform_step, ff_re, ff_im,
-                         substrate, rough, film_field=None, intensity=None,
-                         threads=0) -> KernelArgs:
-    """Check the kernel arguments of docs/kernel.md; return them canonicalised.
-
-    Raises ValueError (expected vs given) on any shape, dtype, range or
-    output problem. Outputs are returned unchanged (they are written in place).
-    """
-    z = _array("z", z, "real")
-    _check_ndim("z", z, "(n, S)")
-    n, S = z.shape
-
-    entry_site = _array("entry_site", entry_site, "int")
+def check_tables(tables: PlanTables) -> PlanTables:
+    """The tables checked (shapes, dtypes, index ranges, finite qz) and canonicalised; ValueError otherwise."""
+    t = tables
+    entry_site = _array("entry_site", t.entry_site, "int")
     _check_ndim("entry_site", entry_site, "(E,)")
     E = entry_site.shape[0]
-    entry_pair = _array("entry_pair", entry_pair, "int")
+    entry_pair = _array("entry_pair", t.entry_pair, "int")
     _check_shape("entry_pair", entry_pair, "(E,)", (E,))
-
-    weight = _array("weight", weight, "real")
-    _check_shape("weight", weight, "(n, E)", (n, E))
-
-    pair_column = _array("pair_column", pair_column, "int")
+    pair_column = _array("pair_column", t.pair_column, "int")
     _check_ndim("pair_column", pair_column, "(P,)")
     P = pair_column.shape[0]
-    pair_species = _array("pair_species", pair_species, "int")
+    pair_species = _array("pair_species", t.pair_species, "int")
     _check_shape("pair_species", pair_species, "(P,)", (P,))
-
-    pattern_phase = _array("pattern_phase", pattern_phase, "complex")
+    pattern_phase = _array("pattern_phase", t.pattern_phase, "complex")
     _check_ndim("pattern_phase", pattern_phase, "(NP, C)")
     NP, C = pattern_phase.shape
-
-    rod_pattern = _array("rod_pattern", rod_pattern, "int")
+    rod_pattern = _array("rod_pattern", t.rod_pattern, "int")
     _check_ndim("rod_pattern", rod_pattern, "(R,)")
     R = rod_pattern.shape[0]
-
-    qz = _array("qz", qz, "real")
+    qz = _array("qz", t.qz, "real")
     _check_ndim("qz", qz, "(NL,)")
     NL = qz.shape[0]
-
-    ff_re = _array("ff_re", ff_re, "real")
+    ff_re = _array("ff_re", t.ff_re, "real")
     _check_ndim("ff_re", ff_re, "(NSP, R, NL)")
     NSP = ff_re.shape[0]
     _check_shape("ff_re", ff_re, "(NSP, R, NL)", (NSP, R, NL))
-    ff_im = _array("ff_im", ff_im, "real")
+    ff_im = _array("ff_im", t.ff_im, "real")
     if ff_im.size == 0:
         ff_im = np.zeros((0,), np.float64)
     else:
         _check_shape("ff_im", ff_im, "(NSP, R, NL) or size 0", (NSP, R, NL))
-
-    substrate = _array("substrate", substrate, "complex")
+    substrate = _array("substrate", t.substrate, "complex")
     _check_shape("substrate", substrate, "(R, NL)", (R, NL))
+    S = _integer("n_sites", t.n_sites)
 
-    rough = _array("rough", rough, "real")
-    if rough.size == 0:
-        rough = np.zeros((0,), np.float64)
-    else:
-        _check_shape("rough", rough, "(n, NL) or size 0", (n, NL))
-
-    # index ranges
     _check_range("entry_site", entry_site, S, "S")
     _check_range("entry_pair", entry_pair, P, "P")
     _check_range("pair_column", pair_column, C, "C")
     _check_range("pair_species", pair_species, NSP, "NSP")
     _check_range("rod_pattern", rod_pattern, NP, "NP")
-    if E > 1:
-        steps = np.diff(entry_site)
-        if np.any(steps < 0):
-            e = int(np.argmax(steps < 0)) + 1
-            raise ValueError(
-                f"entry_site must be non-decreasing, got entry_site[{e - 1}] = "
-                f"{int(entry_site[e - 1])} > entry_site[{e}] = {int(entry_site[e])}")
-
-    # scalars
+    if E > 1 and np.any(np.diff(entry_site) < 0):
+        e = int(np.argmax(np.diff(entry_site) < 0)) + 1
+        raise ValueError(f"entry_site must be non-decreasing, got entry_site[{e - 1}] = "
+                         f"{int(entry_site[e - 1])} > entry_site[{e}] = {int(entry_site[e])}")
+    _check_finite("qz", qz)
     try:
-        step = float(uniform_step)
+        step = float(t.uniform_step)
     except (TypeError, ValueError):
-        raise ValueError(f"uniform_step must be a real number >= 0, got {uniform_step!r}") from None
+        raise ValueError(f"uniform_step must be a real number >= 0, got {t.uniform_step!r}") from None
     if not (math.isfinite(step) and step >= 0.0):
         raise ValueError(f"uniform_step must be a finite number >= 0, got {step!r}")
-    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)):
-        raise ValueError(f"threads must be an integer >= 0, got {threads!r}")
-    threads = int(threads)
-    if threads < 0:
-        raise ValueError(f"threads must be an integer >= 0, got {threads}")
+    return PlanTables(entry_site, entry_pair, pair_column, pair_species, pattern_phase, rod_pattern, qz, step,
+                      ff_re, ff_im, substrate, S)
 
+
+def _integer(name: str, value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def check_call(tables: PlanTables, z, weight, rough, film_field, intensity,
+               threads) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+    """(z, weight, rough or None, threads) of one call on checked `tables`, canonicalised; ValueError otherwise.
+
+    Outputs are checked and left as they are (they are written in place).
+    """
+    z = _array("z", z, "real")
+    _check_ndim("z", z, "(n, S)")
+    n = z.shape[0]
+    _check_shape("z", z, "(n, S)", (n, tables.n_sites))
+    weight = _array("weight", weight, "real")
+    _check_shape("weight", weight, "(n, E)", (n, tables.entry_site.shape[0]))
+    R, NL = tables.substrate.shape
+    if rough is not None:
+        rough = _array("rough", rough, "real")
+        if rough.size == 0:
+            rough = None
+        else:
+            _check_shape("rough", rough, "(n, NL) or size 0", (n, NL))
+    threads = _integer("threads", threads)
     _check_finite("z", z)
-    _check_finite("qz", qz)
-
-    # outputs
-    _check_output("film_field", film_field, (np.complex64, np.complex128), "(n, R, NL)", (n, R, NL))
-    _check_output("intensity", intensity, (np.float32, np.float64), "(n, R, NL)", (n, R, NL))
+    _check_output("film_field", film_field, (np.complex64, np.complex128), (n, R, NL))
+    _check_output("intensity", intensity, (np.float32, np.float64), (n, R, NL))
     if film_field is not None and intensity is not None:
-        single_u = film_field.dtype == np.complex64
-        single_i = intensity.dtype == np.float32
-        if single_u != single_i:
+        if (film_field.dtype == np.complex64) != (intensity.dtype == np.float32):
             raise ValueError(
                 "film_field and intensity must both be single (complex64, float32) or both "
                 f"double (complex128, float64) precision, got {film_field.dtype} and {intensity.dtype}")
         if np.shares_memory(film_field, intensity):
             raise ValueError("film_field and intensity must not overlap in memory, got overlapping arrays")
-
-    sizes = dict(n=n, S=S, E=E, P=P, C=C, NP=NP, NSP=NSP, R=R, NL=NL)
-    return KernelArgs(z, weight, entry_site, entry_pair, pair_column, pair_species,
-                      pattern_phase, rod_pattern, qz, step, ff_re, ff_im, substrate, rough,
-                      film_field, intensity, threads, sizes)
+    return z, weight, rough, threads

@@ -1,7 +1,8 @@
 """Numba twin of the compiled film-field kernel (docs/kernel.md).
 
-`film_fields(...)` takes exactly the arguments of `mamba_ctr._core.film_fields`
-and fills `film_field` (U) and/or `intensity` (I) in place. Work is split over
+`Plan(*tables)` takes the tables of `_kernel_args.PlanTables`, as `mamba_ctr._core.Plan`
+does, and `Plan.run(z, weight, rough, film_field, intensity, threads)` fills `film_field` (U)
+and/or `intensity` (I) in place. Work is split over
 structures (`prange` over fixed chunks of structures); each structure is
 computed entirely by one iteration with per-chunk scratch of one structure's
 size, accumulating in float64, so the bits do not depend on the thread count
@@ -19,13 +20,14 @@ S * (NL/32 + 2) values.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba
 import numpy as np
 
-from ._kernel_args import validate_kernel_args
+from ._kernel_args import PlanTables, check_call, check_tables
 
-__all__ = ["film_fields", "max_threads"]
+__all__ = ["Plan", "max_threads"]
 
 #: uniform grids: exact sincos every BLOCK points, recurrence in between
 BLOCK = 32
@@ -311,51 +313,47 @@ def _film_fields_core(z, weight, entry_site, entry_pair, pair_column, pair_speci
                            sd_arg, sd_s, sd_c)
 
 
-def film_fields(z, weight, entry_site, entry_pair, pair_column, pair_species,
-                pattern_phase, rod_pattern, qz, uniform_step, ff_re, ff_im, substrate,
-                rough, film_field=None, intensity=None, threads=0) -> None:
-    """Fill `film_field` (U) and/or `intensity` (I) in place; see docs/kernel.md."""
-    a = validate_kernel_args(z, weight, entry_site, entry_pair, pair_column, pair_species,
-                             pattern_phase, rod_pattern, qz, uniform_step, ff_re, ff_im,
-                             substrate, rough, film_field, intensity, threads)
-    n, R, NL = a.sizes["n"], a.sizes["R"], a.sizes["NL"]
-    write_u = film_field is not None
-    write_i = intensity is not None
-    if n == 0 or R == 0 or NL == 0 or not (write_u or write_i):
-        return
-    single = (film_field.dtype == np.complex64) if write_u else (intensity.dtype == np.float32)
-    real_t = np.float32 if single else np.float64
-    u_view = film_field.view(real_t) if write_u else np.zeros((0, 0, 0), real_t)
-    i_view = intensity if write_i else np.zeros((0, 0, 0), real_t)
+class Plan:
+    """The numba kernel's plan of one (model, grid): the tables of `PlanTables`, checked once.
 
-    ph = a.pattern_phase
-    ph_re = np.ascontiguousarray(ph.real)
-    ph_im = np.ascontiguousarray(ph.imag)
-    real_phase = bool(np.all(ph_im == 0.0))
-    has_ffim = a.ff_im.size > 0
-    ff_im = a.ff_im if has_ffim else np.zeros((0, 0, 0))
-    has_rough = a.rough.size > 0
-    rough_arr = a.rough if has_rough else np.zeros((0, 0))
-    sub_re = np.ascontiguousarray(a.substrate.real)
-    sub_im = np.ascontiguousarray(a.substrate.imag)
+    Plan(*tables) takes the arguments of `PlanTables` (as `_core.Plan` does); `run` takes only the
+    per-structure arrays and the outputs.
+    """
 
-    qz_arr = a.qz
-    if a.uniform_step > 0.0:
-        # sincos arguments per site: [step, qz[0], qz[BLOCK], qz[2 BLOCK], ...] * z
-        seed_q = np.concatenate(([a.uniform_step], qz_arr[::BLOCK]))
-    else:
-        seed_q = np.zeros(0)
-    qz_max = float(max(np.abs(qz_arr).max(), a.uniform_step))
+    def __init__(self, *tables: Any, **named: Any) -> None:
+        t = self.tables = check_tables(PlanTables(*tables, **named))
+        self._ph_re = np.ascontiguousarray(t.pattern_phase.real)
+        self._ph_im = np.ascontiguousarray(t.pattern_phase.imag)
+        self._real_phase = bool(np.all(self._ph_im == 0.0))
+        self._ff_im = t.ff_im if t.ff_im.size else np.zeros((0, 0, 0))
+        self._sub_re = np.ascontiguousarray(t.substrate.real)
+        self._sub_im = np.ascontiguousarray(t.substrate.imag)
+        # sincos arguments per site on uniform grids: [step, qz[0], qz[BLOCK], qz[2 BLOCK], ...] * z
+        self._seed_q = np.concatenate(([t.uniform_step], t.qz[::BLOCK])) if t.uniform_step > 0 else np.zeros(0)
+        self._qz_max = float(max(np.abs(t.qz).max(initial=0.0), t.uniform_step))
 
-    previous = numba.get_num_threads()
-    if a.threads > 0:
-        numba.set_num_threads(min(a.threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
-    try:
-        _film_fields_core(a.z, a.weight, a.entry_site, a.entry_pair, a.pair_column,
-                          a.pair_species, ph_re, ph_im, real_phase, a.rod_pattern, a.qz,
-                          a.uniform_step, seed_q, qz_max, a.ff_re, ff_im, has_ffim,
-                          sub_re, sub_im, rough_arr, has_rough,
-                          u_view, write_u, i_view, write_i)
-    finally:
-        if a.threads > 0:
-            numba.set_num_threads(previous)
+    def run(self, z, weight, rough=None, film_field: np.ndarray | None = None,
+            intensity: np.ndarray | None = None, threads: int = 0) -> None:
+        """Fill `film_field` (U) and/or `intensity` (I) of the structures z (n, S), weight (n, E),
+        rough (n, NL) / None in place; see docs/kernel.md."""
+        t = self.tables
+        z, weight, rough, threads = check_call(t, z, weight, rough, film_field, intensity, threads)
+        R, NL = t.substrate.shape
+        if z.shape[0] == 0 or R == 0 or NL == 0 or (film_field is None and intensity is None):
+            return
+        out = film_field if film_field is not None else intensity
+        real_t = np.float32 if out is not None and out.dtype in (np.complex64, np.float32) else np.float64
+        u_view = film_field.view(real_t) if film_field is not None else np.zeros((0, 0, 0), real_t)
+        i_view = intensity if intensity is not None else np.zeros((0, 0, 0), real_t)
+        previous = numba.get_num_threads()
+        if threads > 0:
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+        try:
+            _film_fields_core(z, weight, t.entry_site, t.entry_pair, t.pair_column, t.pair_species,
+                              self._ph_re, self._ph_im, self._real_phase, t.rod_pattern, t.qz, t.uniform_step,
+                              self._seed_q, self._qz_max, t.ff_re, self._ff_im, t.ff_im.size > 0,
+                              self._sub_re, self._sub_im, rough if rough is not None else np.zeros((0, 0)),
+                              rough is not None, u_view, film_field is not None, i_view, intensity is not None)
+        finally:
+            if threads > 0:
+                numba.set_num_threads(previous)

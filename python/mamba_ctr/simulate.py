@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from .physics.model import StructureModel, Structures
 from .physics.reference import simulate_reference
 
 _KERNEL_BLOCK = 8192     # structures per kernel call: bounds the per-batch inputs (z, weight, rough)
-_TABLE_CACHE_SIZE = 8    # (model, grid) pairs whose tables are kept: streams call simulate per batch
+_TABLE_CACHE_SIZE = 8    # (model, grid) pairs whose tables and plans are kept: streams call simulate per batch
 _REFERENCE_BLOCK = 256   # structures per numpy-reference block: (256, R, NL) complex temporaries
 
 
@@ -98,9 +99,9 @@ def simulate(
     if not film_field and out_film_field is not None:
         raise ValueError("out_film_field was given but film_field=False")
     name = _backend.resolve(backend)
-    tables = _cached_grid_tables(structures.model, grid)
+    tables, plan = cached_plan(structures.model, grid, name)
 
-    if name == "numpy":
+    if plan is None:  # the numpy reference
         for start in range(0, len(structures), _REFERENCE_BLOCK):
             block = slice(start, start + _REFERENCE_BLOCK)
             U, I = simulate_reference(structures[block], grid)
@@ -108,36 +109,31 @@ def simulate(
             if field is not None:
                 field[block] = U
     else:
-        kernel = _backend.film_fields_kernel(name)
         for start in range(0, len(structures), _KERNEL_BLOCK):
             block = slice(start, start + _KERNEL_BLOCK)
-            per_batch = batch_arrays(structures[block], tables)
-            kernel(
-                z=per_batch["z"], weight=per_batch["weight"], entry_site=tables.entry_site,
-                entry_pair=tables.entry_pair, pair_column=tables.pair_column,
-                pair_species=tables.pair_species, pattern_phase=tables.pattern_phase,
-                rod_pattern=tables.rod_pattern, qz=tables.qz, uniform_step=tables.uniform_step,
-                ff_re=tables.ff_re, ff_im=tables.ff_im, substrate=tables.substrate, rough=per_batch["rough"],
-                film_field=None if field is None else field[block], intensity=intensity[block],
-                threads=int(threads),
-            )
-    return Rods(grid=grid, intensity=intensity, film_field=field, substrate_field=tables.substrate, backend=name)
+            part = structures if len(structures) <= _KERNEL_BLOCK else structures[block]
+            plan.run(**batch_arrays(part, tables), film_field=None if field is None else field[block],
+                     intensity=intensity[block], threads=int(threads))
+    return Rods(grid=grid, intensity=intensity, film_field=field, substrate_field=tables.kernel.substrate,
+                backend=name)
 
 
-_TABLES: dict[tuple[int, int], tuple[StructureModel, Grid, GridTables]] = {}
+_PLANS: dict[tuple[int, int], tuple[StructureModel, Grid, GridTables, dict[str, Any]]] = {}
 
 
-def _cached_grid_tables(model: StructureModel, grid: Grid) -> GridTables:
-    """grid_tables of (model, grid), reused while both objects live (both are immutable)."""
+def cached_plan(model: StructureModel, grid: Grid, backend: str) -> tuple[GridTables, Any]:
+    """(grid_tables, kernel plan or None for "numpy") of (model, grid), built and checked once and reused
+    while both objects live (both are immutable). `backend` is a concrete name (`_backend.resolve`)."""
     key = (id(model), id(grid))
-    hit = _TABLES.get(key)
-    if hit is not None and hit[0] is model and hit[1] is grid:
-        return hit[2]
-    tables = grid_tables(model, grid)
-    if len(_TABLES) >= _TABLE_CACHE_SIZE:
-        _TABLES.pop(next(iter(_TABLES)))
-    _TABLES[key] = (model, grid, tables)  # holding the objects keeps their ids from being reused
-    return tables
+    hit = _PLANS.get(key)
+    if hit is None or hit[0] is not model or hit[1] is not grid:
+        if len(_PLANS) >= _TABLE_CACHE_SIZE:
+            _PLANS.pop(next(iter(_PLANS)))
+        hit = _PLANS[key] = (model, grid, grid_tables(model, grid), {})  # holding the objects keeps their ids
+    plans = hit[3]
+    if backend not in plans:
+        plans[backend] = None if backend == "numpy" else _backend.plan(backend, hit[2].kernel)
+    return hit[2], plans[backend]
 
 
 def _output(name: str, given: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

@@ -1,7 +1,7 @@
 // mamba-ctr compiled kernel: film fields of layered structures (docs/kernel.md).
 //
-// Pure C++17 API, no Python. The caller owns every array; the kernel reads the
-// inputs and writes the outputs in place.
+// Pure C++17 API, no Python. A Plan holds the structure-independent tables; each
+// run() reads the caller's per-structure arrays and writes the outputs in place.
 //
 // Per structure i (all sums in double precision):
 //   G[pair, l]    = sum_e weight[i, e] exp(i qz[l] z[i, entry_site[e]])   (pair = entry_pair[e])
@@ -16,14 +16,15 @@
 
 #include <complex>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace mamba_ctr {
 
-// Raw, C-contiguous views of the kernel inputs (row-major shapes in comments).
-struct FilmFieldsInput {
-  std::int64_t n = 0;           // structures
+// Raw, C-contiguous views of the structure-independent kernel inputs (row-major shapes
+// in comments), read only while a Plan is built.
+struct PlanTables {
   std::int64_t n_sites = 0;     // S
   std::int64_t n_entries = 0;   // E
   std::int64_t n_pairs = 0;     // P
@@ -33,55 +34,66 @@ struct FilmFieldsInput {
   std::int64_t n_rods = 0;      // R
   std::int64_t n_l = 0;         // NL
 
-  const double* z = nullptr;                         // (n, S)
-  const double* weight = nullptr;                    // (n, E)
   const std::int64_t* entry_site = nullptr;          // (E,), non-decreasing, in [0, S)
   const std::int64_t* entry_pair = nullptr;          // (E,), in [0, P)
   const std::int64_t* pair_column = nullptr;         // (P,), in [0, C)
   const std::int64_t* pair_species = nullptr;        // (P,), in [0, NSP)
   const std::complex<double>* pattern_phase = nullptr;  // (NP, C)
   const std::int64_t* rod_pattern = nullptr;         // (R,), in [0, NP)
-  const double* qz = nullptr;                        // (NL,)
+  const double* qz = nullptr;                        // (NL,), finite
   double uniform_step = 0.0;  // > 0: qz[l] = qz[0] + l * uniform_step (recurrence); 0: arbitrary
   const double* ff_re = nullptr;                     // (NSP, R, NL)
   const double* ff_im = nullptr;                     // (NSP, R, NL), or null: real form factors
   const std::complex<double>* substrate = nullptr;   // (R, NL)
-  const double* rough = nullptr;                     // (n, NL), or null: no roughness factor
 };
 
-// Check sizes, index ranges and the ordering of entry_site. Returns an empty
-// string when the input is valid, otherwise a message saying what was expected
-// and what was given. film_fields() assumes a valid input.
-std::string check_film_fields_input(const FilmFieldsInput& in);
+// The kernel's plan: everything that does not depend on the structure (grouped index
+// tables, phases, form factors in the layout of one ISA variant), built and checked once
+// per (model, grid). run() takes only the per-structure arrays; it may be called from
+// several threads at once (each call has its own scratch).
+class Plan {
+ public:
+  // Checks sizes, index ranges, the ordering of entry_site, qz and uniform_step, and
+  // copies what it needs (the tables may be freed afterwards). isa: "" for the variant
+  // chosen at run time (isa()), or one of isa_variants(). Throws std::invalid_argument
+  // with what was expected and what was given.
+  explicit Plan(const PlanTables& tables, const std::string& isa = std::string());
+  ~Plan();
+  Plan(Plan&&) noexcept;
+  Plan& operator=(Plan&&) noexcept;
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
 
-// Fill film_field U (n, R, NL) and/or intensity I (n, R, NL); either may be null.
-// threads: OpenMP threads, 0 = the runtime default. Real is float or double.
-template <class Real>
-void film_fields(const FilmFieldsInput& in, std::complex<Real>* film_field, Real* intensity,
-                 int threads = 0);
+  std::int64_t n_sites() const noexcept;    // S
+  std::int64_t n_entries() const noexcept;  // E
+  std::int64_t n_rods() const noexcept;     // R
+  std::int64_t n_l() const noexcept;        // NL
+  const std::string& isa() const noexcept;  // the ISA variant this plan runs
 
-extern template void film_fields<float>(const FilmFieldsInput&, std::complex<float>*, float*, int);
-extern template void film_fields<double>(const FilmFieldsInput&, std::complex<double>*, double*,
-                                         int);
+  // Fill film_field U (n, R, NL) and/or intensity I (n, R, NL) (either may be null) of n
+  // structures: z (n, S) finite site heights, weight (n, E), rough (n, NL) or null.
+  // threads: OpenMP threads, 0 = the runtime default. Real is float or double.
+  template <class Real>
+  void run(std::int64_t n, const double* z, const double* weight, const double* rough,
+           std::complex<Real>* film_field, Real* intensity, int threads = 0) const;
 
-// The same with a given ISA variant ("baseline", "avx2", "avx512") instead of the one
-// chosen at run time (for tests). Throws std::invalid_argument if the name is unknown or
-// the variant is not compiled in or not supported by this CPU.
-template <class Real>
-void film_fields_isa(const std::string& isa, const FilmFieldsInput& in,
-                     std::complex<Real>* film_field, Real* intensity, int threads = 0);
+  struct Impl;  // opaque: the tables in the layout of the variant (film_fields.cpp)
 
-extern template void film_fields_isa<float>(const std::string&, const FilmFieldsInput&,
-                                            std::complex<float>*, float*, int);
-extern template void film_fields_isa<double>(const std::string&, const FilmFieldsInput&,
-                                             std::complex<double>*, double*, int);
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+extern template void Plan::run<float>(std::int64_t, const double*, const double*, const double*,
+                                      std::complex<float>*, float*, int) const;
+extern template void Plan::run<double>(std::int64_t, const double*, const double*, const double*,
+                                       std::complex<double>*, double*, int) const;
 
 // ISA variants. The kernel is compiled for several instruction sets (x86-64 with GCC /
 // Clang: baseline, avx2 = x86-64-v3, avx512 = x86-64-v4; elsewhere baseline only) and
 // the best one the CPU supports is chosen at the first call; the environment variable
 // MAMBA_CTR_ISA=baseline|avx2|avx512 forces one. All variants give the same bits.
 // The variant in use; throws std::invalid_argument if MAMBA_CTR_ISA names an unknown
-// variant or one this build / CPU cannot run (so does film_fields).
+// variant or one this build / CPU cannot run (so does Plan's constructor).
 std::string isa();
 // The compiled variants this CPU supports, from baseline to the best.
 std::vector<std::string> isa_variants();

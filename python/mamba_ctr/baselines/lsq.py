@@ -113,6 +113,8 @@ class IntensityResidual:
         w = np.ones(used.shape) if weights is None else weights
         self.w2 = np.where(used, w * w, 0.0)  # squared weights, 0 off the fitted points
         self.weights = np.sqrt(self.w2)
+        self._points = np.flatnonzero(used)  # flat indices of the fitted points, their weights and targets
+        self._w_used, self._t_used = self.weights[used], self.target[used]
         self.n_scales = {"none": 0, "global": 1, "rods": int(np.count_nonzero(used.any(axis=1)))}[scale]
 
     def fitted(self, I_calc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,6 +137,9 @@ class IntensityResidual:
         return t * factor, np.broadcast_to((factor**2)[..., 0], (k, R)).copy()
 
     def __call__(self, I_calc: np.ndarray) -> np.ndarray:
+        if self.scale == "none":  # elementwise: the same values, computed on the fitted points only
+            fitted = I_calc.reshape(I_calc.shape[0], -1)[:, self._points]
+            return self._w_used * (_transform(fitted, self.transform) - self._t_used)
         t, _ = self.fitted(I_calc)
         return (self.weights * (t - self.target))[:, self.used]
 

@@ -1,9 +1,9 @@
 """Turn a structure model on a grid into the flat arrays of the kernel contract (docs/kernel.md).
 
-Everything that depends only on (model, grid) is computed once in `GridTables`:
-the form-factor × Debye–Waller table, the in-plane phase patterns of the rods,
-the substrate field S(q) and the index arrays. Per batch, `batch_arrays` gives the
-site heights and entry weights.
+Everything that depends only on (model, grid) is computed once in `GridTables`: the
+kernel plan's tables (form-factor × Debye–Waller table, in-plane phase patterns of the
+rods, substrate field S(q), index arrays) and the maps from structures to entries. Per
+call, `batch_arrays` gives the site heights, entry weights and roughness factors.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._kernel_args import PlanTables
 from .grid import Grid
 from .model import StructureModel, Structures
 
@@ -51,22 +52,12 @@ def roughness_factor(beta: np.ndarray, qz: np.ndarray, c: float) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class GridTables:
-    """Per (model, grid) constants of the kernel contract."""
+    """Per (model, grid) constants: the kernel plan's tables and what turns structures into per-call arrays."""
 
-    scatterer_names: tuple[str, ...]
-    ff_re: np.ndarray          # (NSP, R, NL)
-    ff_im: np.ndarray          # (NSP, R, NL) or (0,)
-    entry_site: np.ndarray     # (E,) index into the flattened (J·S) sites
-    entry_layer: np.ndarray    # (E,)
+    kernel: PlanTables         # the structure-independent kernel inputs (docs/kernel.md)
+    scatterer_names: tuple[str, ...]  # (NSP,) species of ff_re / ff_im
+    entry_layer: np.ndarray    # (E,) layer of each entry
     entry_slot: np.ndarray     # (E,) flat index into (J, S, M) of the fraction array
-    entry_pair: np.ndarray     # (E,)
-    pair_column: np.ndarray    # (P,)
-    pair_species: np.ndarray   # (P,)
-    pattern_phase: np.ndarray  # (NP, C)
-    rod_pattern: np.ndarray    # (R,)
-    qz: np.ndarray             # (NL,)
-    uniform_step: float
-    substrate: np.ndarray      # (R, NL)
     roughness_c: float         # Å, period used by the β factor
 
 
@@ -102,31 +93,29 @@ def grid_tables(model: StructureModel, grid: Grid) -> GridTables:
 
     phase = np.stack([inplane_phase(grid.h, grid.k, x, y) for x, y in columns], axis=1)  # (R, C)
     patterns, rod_pattern = np.unique(phase, axis=0, return_inverse=True)
-    c_period = model.substrate.c if model.substrate is not None else grid.c_ref
-    return GridTables(
-        scatterer_names=names, ff_re=ff_re, ff_im=ff_im,
-        entry_site=np.asarray(entry_site, np.int64), entry_layer=np.asarray(entry_layer, np.int64),
-        entry_slot=np.asarray(entry_slot, np.int64), entry_pair=np.asarray(entry_pair, np.int64),
+    kernel = PlanTables(
+        entry_site=np.asarray(entry_site, np.int64), entry_pair=np.asarray(entry_pair, np.int64),
         pair_column=np.array([p[0] for p in pairs], np.int64),
         pair_species=np.array([p[1] for p in pairs], np.int64),
         pattern_phase=np.ascontiguousarray(patterns, dtype=np.complex128),
-        rod_pattern=np.asarray(rod_pattern, np.int64).reshape(-1),
-        qz=np.ascontiguousarray(grid.qz), uniform_step=2 * np.pi * grid.uniform_L_step / grid.c_ref,
-        substrate=substrate_field(model, grid), roughness_c=c_period,
+        rod_pattern=np.asarray(rod_pattern, np.int64).reshape(-1), qz=np.ascontiguousarray(grid.qz),
+        uniform_step=2 * np.pi * grid.uniform_L_step / grid.c_ref, ff_re=ff_re, ff_im=ff_im,
+        substrate=substrate_field(model, grid), n_sites=model.n_layers * S,
     )
+    return GridTables(kernel=kernel, scatterer_names=names, entry_layer=np.asarray(entry_layer, np.int64),
+                      entry_slot=np.asarray(entry_slot, np.int64),
+                      roughness_c=model.substrate.c if model.substrate is not None else grid.c_ref)
 
 
-def batch_arrays(structures: Structures, tables: GridTables) -> dict[str, np.ndarray]:
-    """Per-batch kernel inputs: z (n, S_total) Å, weight (n, E), rough (n, NL) or (0,)."""
+def batch_arrays(structures: Structures, tables: GridTables) -> dict[str, np.ndarray | None]:
+    """Per-call kernel inputs: z (n, S_total) Å, weight (n, E), rough (n, NL) or None (no roughness)."""
     n = len(structures)
     z = np.ascontiguousarray(structures.heights.reshape(n, -1))
     fraction = structures.fraction.reshape(n, -1)
     weight = np.ascontiguousarray(
         structures.occupancy[:, tables.entry_layer] * fraction[:, tables.entry_slot]
     )
+    rough = None
     if np.any(structures.beta != 0):
-        rough = roughness_factor(structures.beta, tables.qz, tables.roughness_c)
-    else:
-        rough = np.zeros(0)
+        rough = roughness_factor(structures.beta, tables.kernel.qz, tables.roughness_c)
     return {"z": z, "weight": weight, "rough": rough}
-

@@ -172,7 +172,7 @@ class SimulatedLeastSquares:
         self.options = options or SolverOptions()
         self.n_evaluations = self.n_jacobians = self.n_simulated = 0
         self._last_x: np.ndarray | None = None
-        self._last_model: np.ndarray | None = None
+        self._last_residual = np.zeros(0)
 
     @property
     def grid(self) -> Grid:
@@ -185,17 +185,17 @@ class SimulatedLeastSquares:
         self.n_simulated += X.shape[0]
         return rods.film_field if self.quantity == "field" else rods.intensity  # type: ignore[return-value]
 
-    def _model(self, x: np.ndarray) -> np.ndarray:
-        """Simulated rods of x, reused while x does not change (least_squares asks fun then jac at one x)."""
-        if self._last_x is None or self._last_model is None or not np.array_equal(self._last_x, x):
-            self._last_model = self.simulate_rows(x[None, :])[0]
+    def _residual(self, x: np.ndarray) -> np.ndarray:
+        """(m,) residual of x, reused while x does not change (least_squares asks fun then jac at one x)."""
+        if self._last_x is None or not np.array_equal(self._last_x, x):
+            self._last_residual = self.residual(self.simulate_rows(x[None, :]))[0]
             self._last_x = x.copy()
-        return self._last_model
+        return self._last_residual
 
     def fun(self, x: np.ndarray) -> np.ndarray:
         """(m,) residual vector of x."""
         self.n_evaluations += 1
-        return self.residual(self._model(x)[None])[0]
+        return self._residual(x).copy()
 
     def costs(self, X: np.ndarray) -> np.ndarray:
         """(k,) ½ Σ r² of k vectors (k, P), in one simulate call (for population methods)."""
@@ -206,7 +206,7 @@ class SimulatedLeastSquares:
     def jac(self, x: np.ndarray) -> np.ndarray:
         """(m, P) forward-difference Jacobian (a backward step where a forward one would leave the bounds)."""
         self.n_jacobians += 1
-        r0 = self.residual(self._model(x)[None])[0]
+        r0 = self._residual(x)
         space = self.space
         step = self.options.fd_step * (space.upper - space.lower)
         step = np.where(x + step > space.upper, -step, step)
