@@ -140,7 +140,8 @@ def test_train_onecycle_adamw_val_every_and_time_schedule(dataset, tmp_path):
 
 @pytest.mark.parametrize("field, value, message", [("optimizer", "sgd", "optimizer must be"),
                                                    ("schedule", "cosine", "schedule must be"),
-                                                   ("schedule_minutes", 0, "schedule_minutes must be > 0"),
+                                                   ("schedule_minutes", 0, r"schedule_minutes must be in \(0, inf\)"),
+                                                   ("lr", float("nan"), "lr must be"),
                                                    ("warmup", 1.0, "warmup must be"),
                                                    ("weight_decay", -1, "weight_decay must be")])
 def test_train_config_rejects_bad_optimisation_settings(dataset, tmp_path, field, value, message):

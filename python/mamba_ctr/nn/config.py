@@ -33,54 +33,47 @@ def _numbers(name: str, value: Any, kind: type = int) -> tuple:
 class TrainConfig:
     """What `train` does; the field names are the `mamba-ctr train` options. The paper's protocol by default."""
 
-    data: Path | None = field(default=None, metadata=_help("an HDF5 dataset file with /film_field (mamba-ctr "
-                                                               "generate); or give stream"))
-    stream: str | None = field(default=None, metadata=_help("simulate the training data on the fly from this "
-                                                               "preset (name or TOML file); or give data"))
-    arch: str = field(default="paper", metadata=_help("network: paper (the paper's twin U-Nets) or rods (rods "
-                                                      "as channels)", choices=("paper", "rods")))
-    widths: tuple[int, ...] | None = field(default=None, metadata=_help("rods: channels per level (default "
-                                                                        "64,128,256)"))
+    data: Path | None = field(default=None, metadata=_help("an HDF5 dataset with /film_field (or give stream)"))
+    stream: str | None = field(default=None, metadata=_help("simulate the data on the fly from this preset (name or "
+                                                               "TOML file)"))
+    arch: str = field(default="paper", metadata=_help("paper (the paper's twin U-Nets) or rods (rods as channels)",
+                                                      choices=("paper", "rods")))
+    widths: tuple[int, ...] | None = field(default=None, metadata=_help("rods: channels per level (64,128,256)"))
     dilations: tuple[int, ...] | None = field(default=None, metadata=_help(
-        "rods: one bottleneck conv per entry with that dilation (default 1,1; 1,2,4,8 triples the receptive field)"))
-    arch_kwargs: dict[str, Any] = field(default_factory=dict, metadata=_help(
-        "further constructor arguments of the network (Python API; widths/dilations are merged into it)"))
-    target: str = field(default="both", metadata=_help("paper: train the twin for real, imag or both (rods: both)",
+        "rods: one bottleneck conv per entry with that dilation (1,1; 1,2,4,8 triples the receptive field)"))
+    arch_kwargs: dict[str, Any] = field(default_factory=dict, metadata=_help("more arguments of the network"))
+    target: str = field(default="both", metadata=_help("paper: train the twin for real, imag or both",
                                                        choices=TARGETS))
-    epochs: int = field(default=30, metadata=_help("training epochs (the paper's 30)"))
-    batch_size: int = field(default=32, metadata=_help("structures per batch and rank (the paper's 32)"))
+    epochs: int = field(default=30, metadata=_help("training epochs"))
+    batch_size: int = field(default=32, metadata=_help("structures per batch and rank"))
     lr: float = field(default=1e-3, metadata=_help("learning rate (the peak with schedule onecycle)"))
     betas: tuple[float, float] = field(default=(0.9, 0.999), metadata=_help("Adam's betas"))
-    optimizer: str = field(default="adam", metadata=_help("adam (the paper's) or adamw (decoupled weight decay)",
-                                                          choices=OPTIMIZERS))
-    weight_decay: float = field(default=0.0, metadata=_help("weight decay (≥ 0)"))
+    optimizer: str = field(default="adam", metadata=_help("adam (the paper's) or adamw", choices=OPTIMIZERS))
+    weight_decay: float = field(default=0.0, metadata=_help("weight decay (decoupled with adamw)"))
     schedule: str = field(default="constant", metadata=_help(
-        "constant lr (the paper's) or onecycle: linear warm-up from lr/25, then cosine annealing to lr/1e4 at the "
-        "end of training (epochs, or schedule_minutes of training wall time, whichever comes first)",
-        choices=SCHEDULES))
-    warmup: float = field(default=0.05, metadata=_help("onecycle: warm-up fraction of training, in [0, 1)"))
-    schedule_minutes: float | None = field(default=None, metadata=_help(
-        "onecycle: anneal over this much training wall time, summed over resumed parts (else over epochs)"))
+        "constant lr or onecycle: warm-up from lr/25, cosine annealing to lr/1e4 at the end of the epochs or of "
+        "schedule_minutes, whichever comes first", choices=SCHEDULES))
+    warmup: float = field(default=0.05, metadata=_help("onecycle: warm-up fraction of training"))
+    schedule_minutes: float | None = field(default=None, metadata=_help("onecycle: anneal over this much training "
+                                                                        "wall time (over resumed parts)"))
     val_every: int = field(default=0, metadata=_help("also validate and checkpoint every N batches (0: per epoch)"))
     val_fraction: float = field(default=0.1, metadata=_help("data: validation fraction of the file"))
     split_seed: int = field(default=0, metadata=_help("data: seed of the train/validation split"))
     samples_per_epoch: int = field(default=90_000, metadata=_help("stream: structures per epoch"))
-    val_samples: int = field(default=10_000, metadata=_help("stream: validation structures (a fixed index range "
-                                                             "after the pilot sample)"))
-    pilot_samples: int = field(default=100_000, metadata=_help("stream: structures of the pilot sample for the "
-                                                                "normalisation statistics"))
+    val_samples: int = field(default=10_000, metadata=_help("stream: validation structures (after the pilot)"))
+    pilot_samples: int = field(default=100_000, metadata=_help("stream: structures for the normalisation"))
     stream_seed: int = field(default=0, metadata=_help("stream: seed of the simulated structures"))
     seed: int = field(default=0, metadata=_help("initialisation and shuffling seed"))
     out: Path = field(default=Path("mamba-ctr-train"), metadata=_help("output directory"))
-    resume: bool = field(default=False, metadata=_help("continue the run in out (from out/last.*)"))
-    max_minutes: float | None = field(default=None, metadata=_help("wall-time budget; stops mid-epoch, resumable"))
+    resume: bool = field(default=False, metadata=_help("continue the run in out (out/last.*)"))
+    max_minutes: float | None = field(default=None, metadata=_help("wall-time budget (stops mid-epoch, resumable)"))
     device: str = field(default="auto", metadata=_help("auto (cuda if available), cpu, cuda or cuda:N"))
     amp: bool = field(default=True, metadata=_help("CUDA: mixed precision (bf16, else fp16 with a grad scaler)"))
     bf16: bool = field(default=False, metadata=_help("CPU: bf16 autocast"))
     compile: bool = field(default=False, metadata=_help("torch.compile the network"))
     num_workers: int = field(default=0, metadata=_help("DataLoader worker processes"))
     threads: int = field(default=0, metadata=_help("torch CPU threads (0: torch's default)"))
-    progress: bool | None = field(default=None, metadata=_help("progress bar (default: when stderr is a terminal)"))
+    progress: bool | None = field(default=None, metadata=_help("progress bar (default: if stderr is a terminal)"))
 
     def __post_init__(self) -> None:
         if (self.data is None) == (self.stream is None):
@@ -115,17 +108,14 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise InputError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
-        for name, low, high in (("lr", 0, math.inf), ("val_fraction", 0, 1)):
-            if not low < getattr(self, name) < high:
-                raise InputError(f"{name} must be in ({low}, {high}), got {getattr(self, name)!r}")
-        for name in ("max_minutes", "schedule_minutes"):
+        for name, low, high, closed in (("lr", 0, math.inf, False), ("val_fraction", 0, 1, False),
+                                        ("max_minutes", 0, math.inf, False), ("schedule_minutes", 0, math.inf, False),
+                                        ("weight_decay", 0, math.inf, True), ("warmup", 0, 1, True)):
             value = getattr(self, name)
-            if value is not None and not (value > 0 and math.isfinite(value)):
-                raise InputError(f"{name} must be > 0, got {value!r}")
-        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise InputError(f"weight_decay must be ≥ 0, got {self.weight_decay!r}")
-        if not 0 <= self.warmup < 1:
-            raise InputError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
+            if value is None and name.endswith("minutes"):  # no budget / no wall-time schedule
+                continue
+            if not (low <= value < high and (closed or value > low)):
+                raise InputError(f"{name} must be in {'[' if closed else '('}{low}, {high}), got {value!r}")
         self.betas = _numbers("betas", self.betas, float)  # type: ignore[assignment]
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise InputError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
