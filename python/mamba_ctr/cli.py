@@ -46,12 +46,12 @@ def _default(f: dataclasses.Field) -> Any:
 def _parser(command: str, module: types.ModuleType) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"mamba-ctr {command}", description=(module.__doc__ or "").split("\n\n")[0])
     parser.add_argument("--config", type=Path, metavar="FILE.toml", default=argparse.SUPPRESS,
-                        help="TOML file of these options (keys: the option names with _); flags override it")
+                        help="TOML file of these options, keys = field names (block_size = 4096); flags override it")
     fields = _fields(module.Config)
     for f, hint in fields:
         default = _default(f)
         text = ",".join(map(str, default)) if isinstance(default, tuple) else str(default)  # as typed
-        shown = "" if default in (dataclasses.MISSING, None, {}, ()) else f" (default: {text})"
+        shown = "" if default in (dataclasses.MISSING, None, {}, (), "") else f" (default: {text})"
         choices = f.metadata.get("choices")  # shown here, checked by the Config (one line, also for --config)
         kwargs: dict[str, Any] = {"help": (f.metadata.get("help", "") + shown).replace("%", "%%"),
                                   "default": argparse.SUPPRESS}
