@@ -38,9 +38,9 @@ class TrainConfig:
                                                                "TOML file)"))
     arch: str = field(default="paper", metadata=_help("paper (the paper's twin U-Nets) or rods (rods as channels)",
                                                       choices=("paper", "rods")))
-    widths: tuple[int, ...] | None = field(default=None, metadata=_help("rods: channels per level (64,128,256)"))
+    widths: tuple[int, ...] | None = field(default=None, metadata=_help("rods: channels per level, default 64,128,256"))
     dilations: tuple[int, ...] | None = field(default=None, metadata=_help(
-        "rods: one bottleneck conv per entry with that dilation (1,1; 1,2,4,8 triples the receptive field)"))
+        "rods: one bottleneck conv per entry, with that dilation (default 1,1; 1,2,4,8 triples the reach)"))
     arch_kwargs: dict[str, Any] = field(default_factory=dict, metadata=_help("more arguments of the network"))
     target: str = field(default="both", metadata=_help("paper: train the twin for real, imag or both",
                                                        choices=TARGETS))
