@@ -126,7 +126,7 @@ def _check_preset(stem: Path, stored: dict | None, preset: Any) -> None:
                          f"{'' if stored.get('name') != asked_name else '(other parameters) '}not {asked_name!r}")
 
 
-def from_format_1(metadata: dict, tensors: dict[str, torch.Tensor],
+def _from_format_1(metadata: dict, tensors: dict[str, torch.Tensor],
                   optimizer_states: dict[str, dict] | None) -> tuple[dict, dict[str, torch.Tensor], dict | None]:
     """A format-1 checkpoint (one state dict and one optimizer per network) as format 2 (one module, one
     optimizer): "both.<key>" (rods) → "<key>"; the twins' "real.<key>"/"imag.<key>" are the keys of
@@ -184,7 +184,7 @@ def load_checkpoint(path: str | os.PathLike, *, grid: Grid | None = None, preset
     if optimizer_state and optim_path.is_file():
         states = torch.load(optim_path, map_location=map_location, weights_only=True)
     if version == 1:
-        metadata, tensors, states = from_format_1(metadata, tensors, states)
+        metadata, tensors, states = _from_format_1(metadata, tensors, states)
     model = build(metadata["architecture"], **metadata["arch_kwargs"])
     model.load_state_dict(tensors)
     model = model.to(map_location).float().eval()
