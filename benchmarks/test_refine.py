@@ -12,6 +12,20 @@ Targets:
 Also recorded, on MAMBA_CTR_BENCH_N_LSQ (default 100) structures: U fit from the perturbed start, ln I and √I
 fits from the nominal start, and a noisy case (1000 counts at each rod's median, 3 % rod scales, √I fit with
 per-rod scales, weighted by σ). Times are single-process, one kernel thread, wall clock.
+
+Where the time of a √I fit goes (issue 17 item 4; `test_sqrt_fit_time_breakdown`, 20 structures, perturbed
+start, CPU seconds, 2-core VM shared with other jobs, 2026-12-01):
+
+    |                                   | before (f101078) | after (plan) |
+    | fit, CPU s per structure          | 0.092            | 0.080        |
+    |   simulate_rows (structures,      | 0.021            | 0.016        |
+    |     lowering, kernel calls)       |                  |              |
+    |   residuals                       | 0.012            | 0.006        |
+    |   the rest: scipy's trust region  | 0.059            | 0.058        |
+    |     (LSMR on the 3744 × 52 J)     |                  |              |
+
+The kernel calls' own per-call overhead was ~0.1 ms (the plan rebuilt per call), 16 calls per fit: ~2 % of a
+fit; most of the time is scipy's least_squares (trf + LSMR), which the kernel cannot speed up.
 """
 
 from __future__ import annotations
@@ -23,11 +37,11 @@ import numpy as np
 import pytest
 
 import mamba_ctr
-from mamba_ctr.baselines.lsq import fit_intensities
+from mamba_ctr.baselines.lsq import IntensityResidual, fit_intensities
 from mamba_ctr.baselines.noise import NoiseModel, add_noise
 from mamba_ctr.reconstruct.metrics import r2_scores
 from mamba_ctr.reconstruct.parameters import ParameterSpace
-from mamba_ctr.reconstruct.refine import exact_recovery, refine_fields
+from mamba_ctr.reconstruct.refine import SimulatedLeastSquares, exact_recovery, refine_fields
 
 PRESET = mamba_ctr.presets.get("paper-12L")
 SPACE = ParameterSpace(PRESET)
@@ -109,3 +123,32 @@ def test_noisy_sqrt_fit_from_perturbed(truth, record_extra):
     _record(record_extra, f"sqrt I fit with noise (1000 counts/rod median, 3 % rod scales), perturbed start, n={n}",
             summary)
     assert 0.8 < summary["median_chi2_red"] < 1.2
+
+
+def test_sqrt_fit_time_breakdown(truth, record_extra, monkeypatch):
+    """CPU seconds per √I fit from the perturbed start: simulating, residuals, and the rest (the solver)."""
+    structures, _, I, perturbed = truth
+    n, spent = min(N_LSQ, 20), {"simulate_rows": 0.0, "residuals": 0.0}
+
+    def timed(function, key):
+        def run(*args, **kwargs):
+            started = time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[key] += time.process_time() - started
+        return run
+
+    monkeypatch.setattr(SimulatedLeastSquares, "simulate_rows", timed(SimulatedLeastSquares.simulate_rows,
+                                                                      "simulate_rows"))
+    monkeypatch.setattr(IntensityResidual, "__call__", timed(IntensityResidual.__call__, "residuals"))
+    fit_intensities(I[:1], PRESET, start=perturbed[:1], transform="sqrt", progress=False)  # warm-up
+    spent.update(simulate_rows=0.0, residuals=0.0)
+    started = time.process_time()
+    fits = fit_intensities(I[:n], PRESET, start=perturbed[:n], transform="sqrt", progress=False)
+    total = time.process_time() - started
+    figures = {"cpu_s_per_fit": total / n, **{key: value / n for key, value in spent.items()}}
+    figures["rest (solver)"] = figures["cpu_s_per_fit"] - spent["simulate_rows"] / n - spent["residuals"] / n
+    record_extra(f"sqrt I fit time breakdown, perturbed start, n={n} (CPU s per fit)",
+                 {key: round(value, 4) for key, value in figures.items()})
+    assert exact_recovery(PRESET.labels(structures[:n]), fits.labels, PRESET.label_specs()).all()

@@ -137,9 +137,12 @@ class IntensityResidual:
         return t * factor, np.broadcast_to((factor**2)[..., 0], (k, R)).copy()
 
     def __call__(self, I_calc: np.ndarray) -> np.ndarray:
-        if self.scale == "none":  # elementwise: the same values, computed on the fitted points only
-            fitted = I_calc.reshape(I_calc.shape[0], -1)[:, self._points]
-            return self._w_used * (_transform(fitted, self.transform) - self._t_used)
+        if self.scale == "none":  # elementwise: the same values on the fitted points only, in place (no temporaries)
+            r = np.take(I_calc.reshape(I_calc.shape[0], -1), self._points, axis=1)
+            _transform(r, self.transform, out=r)
+            r -= self._t_used
+            r *= self._w_used
+            return np.asfortranarray(r)  # boolean indexing's layout: the Jacobian's, hence the solver's bits
         t, _ = self.fitted(I_calc)
         return (self.weights * (t - self.target))[:, self.used]
 
@@ -321,10 +324,10 @@ def parameter_uncertainties(jacobian: np.ndarray, residuals: np.ndarray, dof: in
 
 
 # ------------------------------------------------------------------ checks
-def _transform(I: np.ndarray, transform: str) -> np.ndarray:
+def _transform(I: np.ndarray, transform: str, out: np.ndarray | None = None) -> np.ndarray:
     if transform == "log":
-        return np.log(np.maximum(I, np.finfo(float).tiny))
-    return np.sqrt(np.maximum(I, 0.0))
+        return np.log(np.maximum(I, np.finfo(float).tiny, out=out), out=out)
+    return np.sqrt(np.maximum(I, 0.0, out=out), out=out)
 
 
 def _sigma_weights(I_obs: np.ndarray, sigma: np.ndarray, used: np.ndarray, transform: str) -> np.ndarray:
