@@ -186,3 +186,17 @@ def test_a_missing_extra_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(info, "run", needs_torch)
     assert main(["info"]) == 2
     assert 'pip install "mamba-ctr[train]"' in capsys.readouterr().err
+
+
+def test_figures_leave_pyplot_and_the_backend_alone(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("matplotlib")
+    code = ("import sys, matplotlib; from mamba_ctr.cli import main; "
+            f"assert main(['simulate', '--preset', '4L', '--out', {str(tmp_path)!r}]) == 0; "
+            "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'; "
+            "assert matplotlib.rcParams['backend'] == 'svg', matplotlib.rcParams['backend']")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "MPLBACKEND": "svg"})
+    assert (tmp_path / "rods_overview.png").stat().st_size > 1000 and not list(tmp_path.glob(".*tmp*"))
