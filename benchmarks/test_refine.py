@@ -14,18 +14,21 @@ fits from the nominal start, and a noisy case (1000 counts at each rod's median,
 per-rod scales, weighted by σ). Times are single-process, one kernel thread, wall clock.
 
 Where the time of a √I fit goes (issue 17 item 4; `test_sqrt_fit_time_breakdown`, 20 structures, perturbed
-start, CPU seconds, 2-core VM shared with other jobs, 2026-12-01):
+start, CPU seconds per fit, 2-core VM loaded by other jobs, 2026-12-01, two alternating runs each):
 
-    |                                   | before (f101078) | after (plan) |
-    | fit, CPU s per structure          | 0.092            | 0.080        |
-    |   simulate_rows (structures,      | 0.021            | 0.016        |
-    |     lowering, kernel calls)       |                  |              |
-    |   residuals                       | 0.012            | 0.006        |
-    |   the rest: scipy's trust region  | 0.059            | 0.058        |
-    |     (LSMR on the 3744 × 52 J)     |                  |              |
+    |                                            | before (f101078) | after (plan)  |
+    | fit, CPU s per structure                   | 0.102, 0.107     | 0.073, 0.096  |
+    |   simulate_rows (ParameterSpace → Structures, |  0.019, 0.020  | 0.016, 0.021  |
+    |     lowering, kernel calls)                |                  |               |
+    |   residuals                                | 0.027, 0.031     | 0.010, 0.015  |
+    |   the rest: scipy's least_squares (trf,    | 0.056, 0.056     | 0.046, 0.060  |
+    |     LSMR on the 3744 × 52 Jacobian)        |                  |               |
 
-The kernel calls' own per-call overhead was ~0.1 ms (the plan rebuilt per call), 16 calls per fit: ~2 % of a
-fit; most of the time is scipy's least_squares (trf + LSMR), which the kernel cannot speed up.
+A fit makes ~16 kernel calls (8 residuals of 1 structure, 8 Jacobians of 52); their per-call overhead was
+~0.09 ms (the plan rebuilt at every call), i.e. ~2 % of a fit; the kernel's own work is ~9 ms. Most of a fit
+is scipy's trust-region solver, which no change to the kernel speeds up, so the issue's 2× target for the
+ML-initialised refinement is not reached: on its 200 test structures the fits gave bit-identical vectors
+(200/200 exact) in 0.081-0.085 CPU s per structure before and 0.081-0.083 after (median, alternating runs).
 """
 
 from __future__ import annotations

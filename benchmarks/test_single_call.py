@@ -9,16 +9,20 @@ paper-12L, compiled backend, one thread, float64 out (as `SimulatedLeastSquares`
 * per structure inside a batch of 256 (`Plan.run`: the kernel's own cost, no per-call overhead).
 The per-call overhead is a call's time minus the per-structure time in the batch, all measured in one run.
 
-Measured (2-core AMD EPYC VM shared with other jobs, medians, 2026-12-01, compiled avx512):
+Measured 2026-12-01 on the 2-core AMD EPYC VM (compiled avx512) while other jobs loaded it (load 4-8): the
+lowest of five runs' medians, "before" and "after" run alternately:
 
-    | µs per structure                 | before (plan rebuilt per call) | after (plan cached) |
-    | simulate, 1 structure, U + I     | 175                            | 97                  |
-    | simulate, 1 structure, I only    | 170                            | 90                  |
-    | Plan.run, 1 structure, U + I     | -                              | 27                  |
-    | in a batch of 256, U + I         | 23                             | 22                  |
+    | µs per structure                 | before (f101078) | after (plan) |
+    | simulate, 1 structure, U + I     | 112              | 48           |
+    | simulate, 1 structure, I only    | 109              | 47           |
+    | Plan.run, 1 structure, U + I     | -                | 22           |
+    | in a batch of 256, U + I         | 24-67            | 45-73        |
 
-"before" is the same benchmark on commit f101078 (the flat 17-argument `film_fields`, which rebuilt the
-structure-independent tables on every call; only the `simulate` rows and the batch exist there).
+"before" is this file run on commit f101078 (the flat 17-argument `_core.film_fields`, whose C++ side rebuilt
+the structure-independent tables at every call; only the `simulate` rows and the batch exist there). The
+per-call overhead of a one-structure `simulate` fell from ~90 µs to ~26 µs (lowering the structure, the
+argument checks and the `Rods`); `Plan.run` of one structure costs about what one structure costs inside a
+batch. The batch row varies most between runs (it writes 24 MB of outputs on a shared machine).
 """
 
 from __future__ import annotations
