@@ -2,8 +2,7 @@
 
 A classical phase-retrieval baseline for the networks: it recovers the film field U(q) from the
 intensities I(q) = |S(q) + U(q)|² alone, given the known substrate field S and a nominal film.
-(Over 450 lines for a reason: 70 of them describe the method, whose steps, settings and two projections are
-kept in one module to be read against that description; the 3-D transform is `reconstruct.reciprocal`'s.)
+(Over 450 lines because 70 describe the method, read against its steps, settings and projections kept here.)
 
 The method, as implemented here (rod by rod; L the rod coordinate, q_z = 2πL/c_ref):
 

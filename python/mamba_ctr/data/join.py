@@ -303,7 +303,6 @@ def _shard_info(path: Path, out: Path) -> tuple[Path, int, int, dict]:
             info["grid"] = {k: f["grid"][k][()] for k in ("h", "k", "L", "bragg")}
             info["grid"].update(dict(f["grid"].attrs))
             first, last = _stats.file_range(f)
-            info["backend"] = f.attrs.get("backend", "")
         except (OSError, KeyError) as error:
             raise InputError(f"{path} is corrupt or not a mamba-ctr dataset ({error})") from None
     if info["n_total"] is None:
