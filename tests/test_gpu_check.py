@@ -35,6 +35,7 @@ def _positive(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
+@pytest.mark.slow  # ~25 s on a quiet 2-core machine: three torch imports for the torchrun smoke test
 def test_dry_run_reports_every_section(tmp_path):
     out = tmp_path / "gpu_check.json"
     env = dict(os.environ, PYTHONPATH=str(Path(mamba_ctr.__file__).parent.parent), PYTHON=sys.executable)
