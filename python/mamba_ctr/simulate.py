@@ -14,7 +14,7 @@ from .physics.model import StructureModel, Structures
 from .physics.reference import simulate_reference
 
 _KERNEL_BLOCK = 8192     # structures per kernel call: bounds the per-batch inputs (z, weight, rough)
-_TABLE_CACHE_SIZE = 8    # (model, grid) pairs whose tables and plans are kept: streams call simulate per batch
+_TABLE_CACHE_SIZE = 64   # (model, grid) pairs kept (least recently used dropped): measured data use one grid per rod
 _REFERENCE_BLOCK = 256   # structures per numpy-reference block: (256, R, NL) complex temporaries
 
 
@@ -130,6 +130,8 @@ def cached_plan(model: StructureModel, grid: Grid, backend: str) -> tuple[GridTa
         if len(_PLANS) >= _TABLE_CACHE_SIZE:
             _PLANS.pop(next(iter(_PLANS)))
         hit = _PLANS[key] = (model, grid, grid_tables(model, grid), {})  # holding the objects keeps their ids
+    else:
+        _PLANS[key] = _PLANS.pop(key)  # most recently used last
     plans = hit[3]
     if backend not in plans:
         plans[backend] = None if backend == "numpy" else _backend.plan(backend, hit[2].kernel)
