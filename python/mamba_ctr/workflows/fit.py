@@ -261,9 +261,7 @@ def _report(config: Config, inputs: _Inputs, fit) -> dict[str, Any]:
             "name": p.name, "target": p.target, "where": p.where, "start": fit.values_start[q],
             "value": fit.values[q], "error": fit.errors[q], "moved_sigma": moved[q],
             "lower": p.lower, "upper": p.upper,
-            "at_bound": bool(p.tie is None and (math.isclose(fit.values[q], p.lower, abs_tol=1e-9 * (p.upper - p.lower))
-                                                or math.isclose(fit.values[q], p.upper,
-                                                                abs_tol=1e-9 * (p.upper - p.lower)))),
+            "at_bound": p.tie is None and _at_bound(fit.values[q], p.lower, p.upper),
             "tie": None if p.tie is None else _tie_text(p.tie),
         })
     rods = [{"rod": list(hk), "cell_hk": list(inputs.simulator.rods[r].hk), "points": int(points.used[r].sum()),
@@ -294,6 +292,12 @@ def _report(config: Config, inputs: _Inputs, fit) -> dict[str, Any]:
         "parameters": parameters, "rods": rods,
         "correlation": {"names": list(params.names), "matrix": fit.correlation.tolist()},
     }
+
+
+def _at_bound(value: float, lower: float, upper: float) -> bool:
+    """True within 1e-9 of the bound width from either bound (where the solver stopped on it)."""
+    tolerance = 1e-9 * (upper - lower)
+    return bool(value - lower <= tolerance or upper - value <= tolerance)
 
 
 def _tie_text(tie) -> str:
