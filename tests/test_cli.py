@@ -200,3 +200,173 @@ def test_figures_leave_pyplot_and_the_backend_alone(tmp_path):
             "assert matplotlib.rcParams['backend'] == 'svg', matplotlib.rcParams['backend']")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "MPLBACKEND": "svg"})
     assert (tmp_path / "rods_overview.png").stat().st_size > 1000 and not list(tmp_path.glob(".*tmp*"))
+
+
+# --- issue 18, item 1: no silent wrong answers, nothing touched, one-line messages ------------------------------
+
+def _rods_csv(path, preset="paper-4L", edit=None):
+    """The nominal structure of `preset` as a predict input CSV (h, k, L, intensity); `edit(row)` changes rows."""
+    import csv
+
+    from mamba_ctr.physics import presets
+    from mamba_ctr.simulate import simulate
+
+    p = presets.get(preset)
+    rods = simulate(p.nominal(), p.grid)
+    rows = [{"h": str(h), "k": str(k), "L": repr(float(L)), "intensity": repr(float(rods.intensity[0, r, i]))}
+            for r, (h, k) in enumerate(zip(p.grid.h, p.grid.k, strict=True)) for i, L in enumerate(p.grid.L)]
+    for row in rows:
+        if edit is not None:
+            edit(row)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return p, rods
+
+
+@pytest.mark.parametrize("value", ["1.5", "0.9999999", "1.0000001"])
+def test_csv_rods_with_a_non_integer_h_are_refused_not_truncated(tmp_path, value):
+    from mamba_ctr.errors import InputError
+    from mamba_ctr.io.rods_input import read_intensities
+
+    def edit(row):
+        if row["h"] == "1":
+            row["h"] = value
+
+    p, _ = _rods_csv(tmp_path / "r.csv", edit=edit)
+    with pytest.raises(InputError, match=rf"h must be an integer, got '{value}'"):
+        read_intensities(tmp_path / "r.csv", p.grid)
+
+
+def test_csv_rods_read_exactly_with_integers_written_as_floats(tmp_path):
+    from mamba_ctr.io.rods_input import read_intensities
+
+    def edit(row):
+        row["h"], row["k"] = f"{float(row['h'])}", f"{float(row['k']):e}"
+
+    p, rods = _rods_csv(tmp_path / "r.csv", edit=edit)
+    np.testing.assert_array_equal(read_intensities(tmp_path / "r.csv", p.grid), rods.intensity)
+
+
+def test_an_off_grid_L_names_the_grid_step_without_numpy_reprs(tmp_path):
+    from mamba_ctr.errors import InputError
+    from mamba_ctr.io.rods_input import read_intensities
+
+    def edit(row):
+        if row["L"] == repr(0.05):
+            row["L"] = "0.50348"
+
+    p, _ = _rods_csv(tmp_path / "r.csv", edit=edit)
+    with pytest.raises(InputError) as error:
+        read_intensities(tmp_path / "r.csv", p.grid)
+    message = str(error.value)
+    assert "first: 0.50348" in message and f"m × {p.grid.uniform_L_step:g}" in message and "np." not in message
+
+
+def _small_dataset(tmp_path, name="d.h5", n=4):
+    from mamba_ctr.data.generate import generate
+    from mamba_ctr.data.generate_config import GenerateConfig
+
+    return generate(GenerateConfig(out=tmp_path / name, preset="paper-4L", n=n, join="copy", quiet=True))
+
+
+def test_stats_of_a_file_with_flipped_bytes_is_an_error_not_nan(tmp_path, capsys):
+    path = _small_dataset(tmp_path)
+    with h5py.File(path) as f:
+        dataset = f["intensity"].id
+        chunk = dataset.get_chunk_info(0) if f["intensity"].chunks else None
+        offset = dataset.get_offset() if chunk is None else chunk.byte_offset
+        size = dataset.get_storage_size() if chunk is None else chunk.size
+    data = bytearray(path.read_bytes())
+    for i in np.random.default_rng(0).integers(offset, offset + size, 64):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert main(["stats", str(path), "--recompute"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "not finite" in captured.err and "nan" not in captured.out
+
+
+def test_evaluate_keeps_earlier_metrics_and_predict_folders(tmp_path, capsys):
+    data = tmp_path / "test.h5"
+    data.write_bytes(b"")  # never opened: the output folder is checked first
+    for folder, kept in (("eval", "metrics.json"), ("pred", "prediction.h5")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / kept).write_text("earlier")
+        assert main(["evaluate", "--model", "paper-12L", "--data", str(data), "--out", str(tmp_path / folder)]) == 2
+        assert (tmp_path / folder / kept).read_text() == "earlier"
+    err = capsys.readouterr().err.splitlines()
+    assert "pass --overwrite" in err[0] and "holds a prediction" in err[1]
+
+
+def test_compare_leaves_no_empty_folder_after_an_error(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    argv = ["compare", "--out", str(out), "--presets", "4L", "--n", "1", "--methods", "mamba",
+            "--models", f"4L={tmp_path / 'missing.pt'}", "--quiet"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and not out.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["simulate", "--out", "{tmp}/file.toml/x", "--no-plot"], "cannot write {tmp}/file.toml/x"),
+    (["simulate", "--structure", "{tmp}"], "got the directory {tmp}"),
+    (["predict", "--input", "{tmp}/file.toml", "--model", "other.pt"], "no shipped model or checkpoint 'other.pt'"),
+    (["predict", "--input", "{tmp}/file.toml", "--model", "paper12L"], "shipped: paper-12L"),
+    (["generate", "--out", "{tmp}/x.txt", "--n", "2"], "ending in .h5 or .hdf5, got {tmp}/x.txt"),
+])
+def test_paths_and_names_are_one_clear_line(tmp_path, capsys, argv, message):
+    (tmp_path / "file.toml").write_text("")
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message.format(tmp=tmp_path) in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.toml"]
+
+
+def test_an_existing_training_run_names_the_resume_flag(tmp_path):
+    pytest.importorskip("torch")
+    from mamba_ctr.errors import InputError
+    from mamba_ctr.nn.config import TrainConfig
+
+    (tmp_path / "last.json").write_text("{}")
+    with pytest.raises(InputError, match="--resume"):
+        TrainConfig(stream="paper-4L", out=tmp_path)
+
+
+@pytest.mark.parametrize("command, option", [("study", "--presets"), ("compare", "--methods"),
+                                             ("compare", "--presets")])
+def test_list_options_say_they_are_comma_separated(command, option, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"{option} {option[2:].upper()} comma-separated" in text
+
+
+def test_a_predicted_density_is_not_titled_truth(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    pytest.importorskip("matplotlib")
+    import mamba_ctr.plots as plots
+
+    seen = {}
+    original = plots.plot_density_slices
+
+    def spy(*args, **kwargs):
+        figure = original(*args, **kwargs)
+        seen["titles"] = [ax.get_title() for ax in figure.axes]
+        return figure
+
+    monkeypatch.setattr(plots, "plot_density_slices", spy)
+    _rods_csv(tmp_path / "r.csv", preset="paper-12L")
+    assert main(["predict", "--input", str(tmp_path / "r.csv"), "--out", str(tmp_path / "p")]) == 0
+    assert seen["titles"] and all(t.startswith("prediction") for t in seen["titles"] if t)
+
+
+def test_demo_summary_keeps_numbers_and_the_report_says_a_short_network_is_weak(tmp_path):
+    from mamba_ctr.workflows import demo
+
+    values = demo._json_values(vars(demo.Config(out=tmp_path / "d", n_test=30, train_minutes=0.5)))
+    assert values["n_test"] == 30 and values["train_minutes"] == 0.5 and values["out"] == str(tmp_path / "d")
+    report = {"field_mae": 0.3, "r2_per_group": {"c": 0.5}, "outliers_total": 0, "targets": {"met": 0, "of": 1}}
+    summary = {"config": values, "seconds": {"train": 40.0}}
+    demo._write_report(tmp_path, summary, {"trained": report})
+    text = (tmp_path / "report.md").read_text()
+    assert "expected to be weak" in text and "busy machine" in text

@@ -219,11 +219,20 @@ def file_stats(path: str | os.PathLike, start: int | None = None, stop: int | No
     path = Path(path)
     with open_complete(path) as f:
         try:
+            stats = None
             if not recompute and "stats" in f:
                 stored = Stats.read(f["stats"])
                 first, last = file_range(f)
                 if (start is None or start == stored.start == first) and (stop is None or stop == stored.stop == last):
-                    return stored
-            return compute(f, start, stop)
+                    stats = stored
+            if stats is None:
+                with np.errstate(invalid="ignore", divide="ignore"):  # checked below, not warned about
+                    stats = compute(f, start, stop)
         except (OSError, KeyError) as error:
             raise InputError(f"{path} is corrupt or truncated ({error})") from None
+    bad = [name for name, m in (("X = ln I", stats.x), ("Re U", stats.u_re), ("Im U", stats.u_im))
+           if not (np.all(np.isfinite(m.mean)) and np.all(np.isfinite(m.m2)))]
+    if bad:  # a NaN mean is never a statistic: flipped bytes, an I ≤ 0 or a NaN in the file
+        raise InputError(f"{path}: the statistics of {', '.join(bad)} are not finite: the file holds NaN, inf or "
+                         f"(for ln I) intensities ≤ 0 off the Bragg points; it is corrupt or not simulated data")
+    return stats

@@ -47,23 +47,29 @@ def _read_hdf5(path: Path, grid: Grid) -> np.ndarray:
 
 
 def _read_csv(path: Path, grid: Grid) -> np.ndarray:
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"h", "k", "L", "intensity"} - set(reader.fieldnames or [])
-        if missing:
-            raise InputError(f"{path}: missing column(s) {sorted(missing)}; need h, k, L, intensity "
-                             f"(got {reader.fieldnames})")
-        rows = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"h", "k", "L", "intensity"} - set(reader.fieldnames or [])
+            if missing:
+                raise InputError(f"{path}: missing column(s) {sorted(missing)}; need h, k, L, intensity "
+                                 f"(got {reader.fieldnames})")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as error:  # a binary or garbled file
+        raise InputError(f"{path} is not a readable CSV text file ({error})") from None
     if not rows:
         raise InputError(f"{path} has no data rows")
     try:
-        h = np.array([int(float(r["h"])) for r in rows])
-        k = np.array([int(float(r["k"])) for r in rows])
+        h, k = _integers(path, "h", rows), _integers(path, "k", rows)
         L = np.array([float(r["L"]) for r in rows])
         value = np.array([float(r["intensity"]) for r in rows])
-        structure = np.array([int(r.get("structure") or 0) for r in rows])
-    except ValueError as error:
+        structure = _integers(path, "structure", rows, default="0")
+    except InputError:
+        raise
+    except (ValueError, TypeError) as error:
         raise InputError(f"{path}: a value is not a number ({error})") from None
+    if not np.all(np.isfinite(L)):
+        raise InputError(f"{path}: L must be finite, got {float(L[~np.isfinite(L)][0])}")
     rod_of = {(int(hh), int(kk)): r for r, (hh, kk) in enumerate(zip(grid.h, grid.k, strict=True))}
     rod = np.array([rod_of.get((int(a), int(b)), -1) for a, b in zip(h, k, strict=True)])
     if np.any(rod < 0):
@@ -76,8 +82,8 @@ def _read_csv(path: Path, grid: Grid) -> np.ndarray:
     point = np.where(np.abs(grid.L[nearer] - L) < np.abs(grid.L[point] - L), nearer, point)
     off = np.abs(grid.L[point] - L) > L_TOLERANCE
     if np.any(off):
-        raise InputError(f"{path}: {int(off.sum())} L value(s) are not on the model's grid (first: {L[off][0]!r}); "
-                         f"the model needs L = {grid.L[0]:g} … {grid.L[-1]:g} in steps of the grid")
+        raise InputError(f"{path}: {int(off.sum())} L value(s) are not on the model's grid (first: "
+                         f"{float(L[off][0])}); the model needs {_describe_L(grid)}")
     ids, index = np.unique(structure, return_inverse=True)
     out = np.full((ids.size, grid.n_rods, grid.n_L), np.nan)
     seen = np.zeros(out.shape, dtype=np.int64)
@@ -89,3 +95,27 @@ def _read_csv(path: Path, grid: Grid) -> np.ndarray:
         raise InputError(f"{path}: {int((seen == 0).sum())} grid point(s) are missing; the model needs all "
                          f"{grid.n_rods} × {grid.n_L} points of its grid for every structure")
     return out
+
+
+def _integers(path: Path, column: str, rows: list[dict], default: str | None = None) -> np.ndarray:
+    """A column of integers; a value such as 1.5 or 0.9999999 (a half-order rod, a rounding) is refused rather
+    than truncated to another rod. Integers written as floats (1.0, 1e0) are accepted."""
+    out = np.empty(len(rows), dtype=np.int64)
+    for i, row in enumerate(rows):
+        text = row.get(column) or default
+        number = float(text)  # type: ignore[arg-type]  # None → TypeError → InputError above
+        if not (np.isfinite(number) and number == round(number) and abs(number) < 2**53):
+            raise InputError(f"{path}: {column} must be an integer, got {text!r} in data row {i + 1} "
+                             f"(only integer rods are on a model's grid)")
+        out[i] = int(number)
+    return out
+
+
+def _describe_L(grid: Grid) -> str:
+    """The model's L points in words: range and step (or the smallest step and the gaps of a gapped grid)."""
+    step = grid.uniform_L_step
+    if step:
+        return f"L = {grid.L[0]:g} + m × {step:g} (m = 0 … {grid.n_L - 1}, up to {grid.L[-1]:g})"
+    steps = np.diff(grid.L)
+    return (f"L in [{grid.L[0]:g}, {grid.L[-1]:g}] on its {grid.n_L} points (steps {steps.min():g} … "
+            f"{steps.max():g}; grid.L lists them)")

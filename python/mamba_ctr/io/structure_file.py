@@ -36,9 +36,14 @@ LAYER_KEYS = ("c", "z_B", "z_Oap", "z_Ox", "z_Oy", "sr_fraction", "occupancy")
 def load_structure(path: str | Path) -> tuple[PerovskitePreset, Structures]:
     """(preset, one structure) described by a TOML or JSON file (see module docstring)."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"structure must be a .toml or .json file, got the directory {path}")
     if not path.is_file():
         raise InputError(f"structure file not found: {path}")
-    text = path.read_bytes()
+    try:
+        text = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"cannot read {path} ({error})") from None
     try:
         if path.suffix.lower() == ".json":
             spec = json.loads(text)

@@ -73,15 +73,26 @@ def _file_data(config: TrainConfig, normalisation: Normalisation | None) -> Trai
     return TrainingData(grid, preset, normalisation, train_idx.size, train_idx, val_idx)
 
 
-def _pilot_normalisation(preset, seed: int, n: int) -> Normalisation:
+PILOT_SHARE = 0.25  # of a max_minutes budget that the pilot may take: the training itself needs the rest
+
+
+def _pilot_normalisation(preset, seed: int, n: int, budget_s: float | None = None) -> Normalisation:
+    """Statistics of structures [0, n) of the stream; with a wall-time budget, chunks of 1024 and a stop after
+    the chunk that passes PILOT_SHARE of it (≥ 1024 structures), so that a short run keeps its budget."""
+    import time
+
     from ..data.stats import Stats
     from ..simulate import simulate
 
+    chunk = 8192 if budget_s is None else 1024
+    deadline = None if budget_s is None else time.perf_counter() + PILOT_SHARE * budget_s
     total = Stats.empty(preset.grid.shape)
-    for lo in range(0, n, 8192):
-        rods = simulate(preset.sample(min(n, lo + 8192) - lo, seed, lo), preset.grid, dtype="float32")
+    for lo in range(0, n, chunk):
+        rods = simulate(preset.sample(min(n, lo + chunk) - lo, seed, lo), preset.grid, dtype="float32")
         assert rods.film_field is not None
         total = total.merge(Stats.of_arrays(rods.intensity, rods.film_field, preset.grid.bragg, lo))
+        if deadline is not None and time.perf_counter() > deadline:
+            break
     return Normalisation.from_stats(total)
 
 
@@ -91,7 +102,8 @@ def _stream_data(config: TrainConfig, normalisation: Normalisation | None) -> Tr
     assert config.stream is not None
     preset = resolve_preset(config.stream)
     if normalisation is None:
-        normalisation = _pilot_normalisation(preset, config.stream_seed, config.pilot_samples)
+        budget = None if config.max_minutes is None else 60 * config.max_minutes
+        normalisation = _pilot_normalisation(preset, config.stream_seed, config.pilot_samples, budget)
     return TrainingData(preset.grid, preset.to_dict(), normalisation, config.samples_per_epoch,
                         preset_object=preset)
 

@@ -66,7 +66,8 @@ class TrainConfig:
     seed: int = field(default=0, metadata=_help("initialisation and shuffling seed"))
     out: Path = field(default=Path("mamba-ctr-train"), metadata=_help("output directory"))
     resume: bool = field(default=False, metadata=_help("continue the run in out (out/last.*)"))
-    max_minutes: float | None = field(default=None, metadata=_help("wall-time budget (stops mid-epoch, resumable)"))
+    max_minutes: float | None = field(default=None, metadata=_help(
+        "wall-time budget (stops mid-epoch, resumable; a stream's pilot stops early after a quarter of it)"))
     device: str = field(default="auto", metadata=_help("auto (cuda if available), cpu, cuda or cuda:N"))
     amp: bool = field(default=True, metadata=_help("CUDA: mixed precision (bf16, else fp16 with a grad scaler)"))
     bf16: bool = field(default=False, metadata=_help("CPU: bf16 autocast"))
@@ -92,7 +93,8 @@ class TrainConfig:
         if self.resume and not (self.out / "last.json").is_file():
             raise InputError(f"nothing to resume: no {self.out / 'last.json'}")
         if not self.resume and (self.out / "last.json").is_file():
-            raise InputError(f"{self.out} already holds a training run (resume it, or give another out)")
+            raise InputError(f"{self.out} already holds a training run (continue it with --resume, resume=True in "
+                             "Python, or give another --out)")
 
     def _check_choices(self) -> None:
         for name, known in (("target", TARGETS), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):

@@ -4,23 +4,47 @@
     >>> from mamba_ctr.nn.predict import predict_field
     >>> U = predict_field(models.load("paper-12L"), rods.intensity)      # (n, R, NL) complex128
 
-The intensities go through the same path as in training: X = ln I with the Bragg points set to 0, standardised
-with the checkpoint's statistics; the networks' standardised Re/Im outputs are turned back into U.
+The intensities go through the same path as in training (nn.inputs, the transform recorded in the checkpoint):
+X = ln I with the Bragg points set to 0, standardised with the checkpoint's statistics, or the scale-free input
+(ln I minus its per-rod mean, a mask channel); the networks' standardised Re/Im outputs are turned back into U.
+
+`predict` also checks each prediction against its input (`check_prediction`: |U + S|² with a fitted scale vs I,
+mamba_ctr.reconstruct.consistency) and warns (ConsistencyWarning, one line) when the scale is far from 1 or R1 is
+above the calibrated threshold.
 """
 
 from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..errors import InputError
-from ..simulate import network_input
+from ..reconstruct.consistency import Consistency, forward_consistency
 from .checkpoint import Checkpoint
+from .inputs import InputTransform
 
-__all__ = ["predict_field"]
+__all__ = ["ConsistencyWarning", "Prediction", "check_prediction", "predict", "predict_field"]
 
 
-def _check_intensity(intensity: np.ndarray, checkpoint: Checkpoint) -> np.ndarray:
+class ConsistencyWarning(UserWarning):
+    """A prediction whose |U + S|² does not reproduce its input intensities (see reconstruct.consistency)."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """film_field: (n, R, NL) complex128 U; consistency: its scale and R1 against the input (None when the
+    checkpoint records no preset, so that S is unknown)."""
+
+    film_field: np.ndarray
+    consistency: Consistency | None
+
+
+def _check_intensity(intensity: np.ndarray, checkpoint: Checkpoint, positive: bool = True) -> np.ndarray:
+    """(n, R, NL) intensities on the model's grid; `positive`: refuse I ≤ 0 or not finite off the Bragg points (a
+    scale-free model masks them instead)."""
     intensity = np.asarray(intensity)
     if intensity.ndim == 2:
         intensity = intensity[None]
@@ -29,18 +53,23 @@ def _check_intensity(intensity: np.ndarray, checkpoint: Checkpoint) -> np.ndarra
         raise InputError(f"expected intensities (n, {rods}, {points}) or ({rods}, {points}) on the model's grid, "
                          f"got shape {intensity.shape}")
     off_bragg = intensity[..., ~checkpoint.grid.bragg]
-    if not np.all(np.isfinite(off_bragg)) or np.any(off_bragg <= 0):
+    if positive and (not np.all(np.isfinite(off_bragg)) or np.any(off_bragg <= 0)):
         raise InputError("intensities must be finite and > 0 away from the Bragg points (the input is ln I)")
     return intensity
 
 
 def predict_field(checkpoint: Checkpoint, intensity: np.ndarray, *, batch_size: int = 256,
-                  device: str | torch.device = "cpu") -> np.ndarray:
+                  device: str | torch.device = "cpu", mask: np.ndarray | None = None) -> np.ndarray:
     """The film field U predicted by `checkpoint` for intensities I (n, R, NL) (or one structure (R, NL)).
 
-    Returns complex128 (n, R, NL). Runs in eval mode without gradients, `batch_size` structures at a time.
+    The input transform is the one the checkpoint was trained with (nn.inputs.InputTransform.of_checkpoint).
+    mask: (n, R, NL) or broadcastable bool, False = not measured (scale-free models only). Returns complex128
+    (n, R, NL). Runs in eval mode without gradients, `batch_size` structures at a time.
     """
-    intensity = _check_intensity(intensity, checkpoint)
+    transform = InputTransform.of_checkpoint(checkpoint)
+    intensity = _check_intensity(intensity, checkpoint, positive=transform.name == "standardised")
+    if mask is not None:
+        mask = np.broadcast_to(np.asarray(mask, dtype=bool), intensity.shape)
     if batch_size < 1:
         raise InputError(f"batch_size must be ≥ 1, got {batch_size!r}")
     norm, model = checkpoint.normalisation, checkpoint.model.to(device).eval()
@@ -49,8 +78,33 @@ def predict_field(checkpoint: Checkpoint, intensity: np.ndarray, *, batch_size: 
     out = np.empty(intensity.shape, dtype=np.complex128)
     with torch.no_grad():
         for lo in range(0, intensity.shape[0], batch_size):
-            X = norm.apply_x(network_input(intensity[lo:lo + batch_size].astype(np.float64),
-                                           checkpoint.grid.bragg))
+            X = transform(intensity[lo:lo + batch_size], None if mask is None else mask[lo:lo + batch_size])
             y = model(torch.from_numpy(X).to(device)).double().cpu().numpy()
             out[lo:lo + batch_size] = norm.invert_targets(y[:, 0], y[:, 1])
     return out
+
+
+def check_prediction(checkpoint: Checkpoint, intensity: np.ndarray, film_field: np.ndarray) -> Consistency | None:
+    """Scale and R1 of |U + S|² against the intensities (n, R, NL), S being the substrate field of the
+    checkpoint's preset on its grid; None when the checkpoint records no preset."""
+    from ..physics import presets
+    from ..simulate import simulate
+
+    stored = checkpoint.metadata.get("preset")
+    if not stored:
+        return None
+    preset = presets.from_dict(stored)
+    substrate = simulate(preset.nominal(), checkpoint.grid).substrate_field
+    intensity = _check_intensity(intensity, checkpoint)
+    return forward_consistency(film_field, substrate, intensity, checkpoint.grid.bragg)
+
+
+def predict(checkpoint: Checkpoint, intensity: np.ndarray, **kwargs) -> Prediction:
+    """`predict_field` (same arguments) and `check_prediction`; a ConsistencyWarning (one line) names the
+    predictions that do not reproduce their intensities. Nothing is refused: the field is returned as predicted."""
+    film_field = predict_field(checkpoint, intensity, **kwargs)
+    consistency = check_prediction(checkpoint, intensity, film_field)
+    message = None if consistency is None else consistency.warning()
+    if message:
+        warnings.warn(message, ConsistencyWarning, stacklevel=2)
+    return Prediction(film_field, consistency)

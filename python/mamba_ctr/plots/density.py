@@ -21,7 +21,8 @@ _GROUP_TITLES = {"c": "layer height c_j", "B": "B: d_B_j", "O_ap": "apical O: d_
 
 
 def plot_density_slices(x: np.ndarray, z: np.ndarray, truth: np.ndarray, prediction: np.ndarray | None = None,
-                        y: Sequence[float] = (0.0, 0.5), path: str | Path | None = None, title: str = ""):
+                        y: Sequence[float] = (0.0, 0.5), path: str | Path | None = None, title: str = "",
+                        name: str = "truth"):
     """Density slices ρ(x, y, z) at each y, truth beside prediction (paper Fig. 2a).
 
     Args:
@@ -32,12 +33,13 @@ def plot_density_slices(x: np.ndarray, z: np.ndarray, truth: np.ndarray, predict
         y: the fractional y of each slice (row labels).
         path: where to save the figure (PNG, PDF, ... by suffix), or None.
         title: figure title.
+        name: the panel title of `truth` (e.g. "prediction" when a predicted density is drawn alone).
 
     Returns:
         the matplotlib Figure.
     """
     x, z = np.asarray(x, np.float64).reshape(-1), np.asarray(z, np.float64).reshape(-1)
-    panels = [("truth", np.asarray(truth, np.float64))]
+    panels = [(name, np.asarray(truth, np.float64))]
     if prediction is not None:
         panels.append(("prediction", np.asarray(prediction, np.float64)))
     y = [float(v) for v in y]

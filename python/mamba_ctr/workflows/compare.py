@@ -45,9 +45,11 @@ METHODS = ("mamba", "mamba+refine", "cobra", "lsq", "de")
 @dataclass
 class Config:
     out: Path = field(default=Path("mamba-ctr-compare"), metadata={"help": "output directory"})
-    presets: tuple[str, ...] = field(default=THICKNESS, metadata={"help": "presets to compare on"})
+    presets: tuple[str, ...] = field(default=THICKNESS, metadata={
+        "help": "comma-separated presets to compare on (names or aliases, e.g. paper-12L,paper-16L)"})
     n: int = field(default=20, metadata={"help": f"test structures per preset (seed {TEST_SEED}, indices [0, n))"})
-    methods: tuple[str, ...] = field(default=METHODS, metadata={"help": f"a subset of {', '.join(METHODS)}"})
+    methods: tuple[str, ...] = field(default=METHODS, metadata={
+        "help": f"comma-separated methods, a subset of {','.join(METHODS)}"})
     models: dict[str, str] = field(default_factory=dict, metadata={
         "help": "PRESET=MODEL[,...]: the model (shipped name, training directory or checkpoint) of each preset for "
                 "the mamba methods"})
@@ -198,8 +200,6 @@ def run(config: Config) -> Result:
 
     rows: list[dict[str, Any]] = []
     cache: dict = {}
-    with user_path(config.out):
-        config.out.mkdir(parents=True, exist_ok=True)
     for name in config.presets:
         for condition, case in _cases(config, name).items():
             for method in config.methods:
@@ -226,6 +226,7 @@ def _write(config: Config, rows: list[dict[str, Any]]) -> str:
     from ..plots import plot_method_comparison
 
     out = config.out
+    out.mkdir(parents=True, exist_ok=True)  # only now: an error before the first row leaves no empty folder
     _files.write_csv(out / "compare.csv", rows)
     lines = ["| preset | condition | method | n | " + " | ".join(f"R² {g}" for g in GROUPS)
              + " | outliers | median s/structure |", "|---|---|---|---:|" + "---:|" * (len(GROUPS) + 2)]

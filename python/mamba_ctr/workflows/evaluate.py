@@ -51,6 +51,7 @@ class Config:
     figures: bool = field(default=True, metadata={"help": "write the PNG figures (needs matplotlib)"})
     example: int = field(default=0, metadata={"help": "index (within the n) of the structure drawn in the "
                                                       "single-structure figures"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an earlier evaluation in out"})
 
     def __post_init__(self) -> None:
         self.data, self.out = Path(self.data), output_dir(self.out)
@@ -61,6 +62,10 @@ class Config:
             raise InputError(f"example must be < n = {self.n}, got {self.example}")
         if not self.data.is_file():
             raise InputError(f"no dataset file {self.data}")
+        if (self.out / "prediction.h5").exists():  # another command's results are never mixed with these
+            raise InputError(f"{self.out} holds a prediction (mamba-ctr predict); give evaluate its own --out")
+        if (self.out / "metrics.json").exists() and not self.overwrite:
+            raise InputError(f"{self.out / 'metrics.json'} exists (pass --overwrite to replace it)")
 
 
 def read_test_set(path: Path, start: int, n: int) -> tuple[PerovskitePreset, np.ndarray, np.ndarray, dict]:

@@ -28,6 +28,8 @@ class Config(GenerateConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.out.suffix.lower() not in (".h5", ".hdf5"):  # x.txt would be an HDF5 file under a wrong name
+            raise InputError(f"out must be an HDF5 file name ending in .h5 or .hdf5, got {self.out}")
         if self.dask_shards is not None and self.dask is None:
             raise InputError("--dask-shards needs --dask ADDRESS")
         if self.dask == "local" and self.threads == 0:

@@ -3,13 +3,16 @@ model's grid), its electron density and the extracted structure.
 
 Files in out: prediction.h5 (/grid, /film_field (n, R, NL) complex128, /density/z (nz,) Å and
 /density/columns (n, 4, nz) e/Å along the A (0,0), B+O_ap (½,½), O_x (½,0), O_y (0,½) columns, /labels/<name>),
-structure.csv and structure.json (every label of every structure), density_slices.png (y = 0 and ½ of the first
-structure) and field.png (the predicted U on every rod of the first structure).
+/consistency/scale and /consistency/r1 (n,): the forward check |U + S|² vs I (mamba_ctr.reconstruct.consistency),
+structure.csv and structure.json (every label of every structure; the json also its scale, R1 and flag),
+density_slices.png (y = 0 and ½ of the first structure) and field.png (the predicted U on every rod of the first
+structure). A prediction whose scale or R1 is outside the calibrated ranges gets one warning line on stderr.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from .._version import __version__
 from ..errors import InputError
 from ..physics import presets
 from ..physics.presets import PerovskitePreset
+from ..reconstruct.consistency import R1_THRESHOLD, SCALE_RANGE, Consistency
 from ._common import Result, output_dir, user_path
 
 __all__ = ["Config", "run"]
@@ -47,7 +51,7 @@ def run(config: Config) -> Result:
     """Predict and write the files of the module docstring; `Result.value`: {"labels": ..., "files": [...]}."""
     from .. import models
     from ..io.rods_input import read_intensities
-    from ..nn.predict import predict_field
+    from ..nn.predict import check_prediction, predict_field
     from ..reconstruct import column_density, extract_labels
 
     checkpoint = models.load(config.model)
@@ -58,24 +62,30 @@ def run(config: Config) -> Result:
     with user_path(config.input, "read"):
         intensity = read_intensities(config.input, checkpoint.grid)
     field_ = predict_field(checkpoint, intensity)
+    consistency = check_prediction(checkpoint, intensity, field_)
+    assert consistency is not None  # the checkpoint records a preset (checked above)
     labels = extract_labels(field_, preset.grid, preset)
     columns = column_density(field_, preset.grid)
     out = config.out
     with user_path(out):
         out.mkdir(parents=True, exist_ok=True)
-        files = [_write_hdf5(out / "prediction.h5", preset, field_, columns, labels, config)]
-        files += _write_tables(out, labels, intensity.shape[0], config)
+        files = [_write_hdf5(out / "prediction.h5", preset, field_, columns, labels, consistency, config)]
+        files += _write_tables(out, labels, consistency, config)
         if config.figures:
             files += _write_figures(out, preset, field_)
     n = intensity.shape[0]
     lines = [f"{n} structure(s) predicted; files in {out}"]
     if n == 1:
         lines += [f"  {name:<12} {values[0]:.4f}" for name, values in labels.items()]
+        lines.append(f"  consistency: intensity scale {consistency.scale[0]:.4g}, R1 {consistency.r1[0]:.4f}")
+    warning = consistency.warning()
+    if warning:  # one line on stderr; the outputs are written all the same
+        print(f"mamba-ctr predict: warning: {warning}", file=sys.stderr)
     return Result({"labels": labels, "files": files}, "\n".join(lines))
 
 
 def _write_hdf5(path: Path, preset: PerovskitePreset, field_: np.ndarray, columns, labels: dict,
-                config: Config) -> Path:
+                consistency: Consistency, config: Config) -> Path:
     import h5py
 
     from ..data.hdf5 import write_grid
@@ -91,21 +101,34 @@ def _write_hdf5(path: Path, preset: PerovskitePreset, field_: np.ndarray, column
         labels_group = f.create_group("labels")
         for name, values in labels.items():
             labels_group.create_dataset(name, data=np.asarray(values, dtype=np.float64))
+        check = f.create_group("consistency")
+        check.create_dataset("scale", data=consistency.scale)
+        check.create_dataset("r1", data=consistency.r1)
+        check.attrs.update({"r1_threshold": R1_THRESHOLD, "scale_range": SCALE_RANGE})
         f.attrs.update({"created_by": f"mamba-ctr {__version__}", "model": str(config.model),
                         "input": str(config.input), "preset": json.dumps(preset.to_dict())})
     return path
 
 
-def _write_tables(out: Path, labels: dict, n: int, config: Config) -> list[Path]:
+def _write_tables(out: Path, labels: dict, consistency: Consistency, config: Config) -> list[Path]:
+    n = consistency.r1.size
     rows = [{"structure": i, "label": name, "value": float(values[i])} for i in range(n)
             for name, values in labels.items()]
     csv_path, json_path = out / "structure.csv", out / "structure.json"
     _files.write_csv(csv_path, rows)
+    flagged = consistency.flagged
     payload = {"model": str(config.model), "input": str(config.input), "mamba_ctr_version": __version__,
-               "structures": [{name: (None if not np.isfinite(v[i]) else float(v[i])) for name, v in labels.items()}
+               "consistency": {"r1_threshold": R1_THRESHOLD, "scale_range": list(SCALE_RANGE)},
+               "structures": [{**{name: _number(v[i]) for name, v in labels.items()},
+                               "consistency": {"scale": _number(consistency.scale[i]),
+                                               "r1": _number(consistency.r1[i]), "flagged": bool(flagged[i])}}
                               for i in range(n)]}
     _files.write_json(json_path, payload)
     return [csv_path, json_path]
+
+
+def _number(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
 
 def _write_figures(out: Path, preset: PerovskitePreset, field_: np.ndarray) -> list[Path]:
@@ -115,6 +138,7 @@ def _write_figures(out: Path, preset: PerovskitePreset, field_: np.ndarray) -> l
 
     x, z, rho = density_slices(field_[:1], preset.grid)
     z, slices = crop_to_film(z, rho[0])
-    plot_density_slices(x, z, slices, path=out / "density_slices.png", title="predicted film density")
+    plot_density_slices(x, z, slices, path=out / "density_slices.png", title="predicted film density",
+                        name="prediction")
     plot_field_rods(preset.grid, field_[0], path=out / "field.png")
     return [out / "density_slices.png", out / "field.png"]

@@ -32,7 +32,8 @@ class Config:
     study: str = field(default="thickness", metadata={"help": "the study", "positional": True,
                                                       "choices": ("thickness",)})
     out: Path = field(default=Path("mamba-ctr-study"), metadata={"help": "study directory"})
-    presets: tuple[str, ...] = field(default=THICKNESS, metadata={"help": "the thickness family"})
+    presets: tuple[str, ...] = field(default=THICKNESS, metadata={
+        "help": "comma-separated presets of the thickness family to train and evaluate (names or aliases)"})
     minutes: float = field(default=10.0, metadata={"help": "CPU training budget per model"})
     n_test: int = field(default=500, metadata={"help": "test structures per preset"})
     models: dict[str, str] = field(default_factory=dict, metadata={
@@ -116,7 +117,7 @@ def run(config: Config) -> Result:
         if stale:
             print(f"[study] {name}: evaluating on {config.n_test} test structures", flush=True)
             evaluate.run(evaluate.Config(model=str(train_dir), data=test_file, out=directory / "eval",
-                                         n=config.n_test))
+                                         n=config.n_test, overwrite=True))  # stale: replaced
         report = json.loads(metrics.read_text())
         rows.append(_row(name, report, train_dir))
         print(f"[study] {name}: done in {time.perf_counter() - started:.0f} s; mean R² "
