@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..io.structure_formats import Atom, AtomStructure
+from .atoms import Atom, AtomStructure
 from .form_factors import Scatterer
 from .model import Site, StructureModel, Structures, Substrate, SubstrateAtom
 

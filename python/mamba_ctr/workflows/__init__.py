@@ -15,7 +15,7 @@ from types import ModuleType
 
 __all__ = ["COMMANDS", "load"]
 
-COMMANDS = ("info", "simulate", "generate", "merge", "stats", "train", "evaluate", "predict", "demo", "study",
+COMMANDS = ("info", "simulate", "generate", "merge", "stats", "train", "evaluate", "predict", "fit", "demo", "study",
             "compare")
 
 
