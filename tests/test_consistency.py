@@ -1,0 +1,84 @@
+"""Forward consistency of predictions (issue 18 item 2): |U + S|² with a fitted scale against the input I."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from mamba_ctr.physics import presets
+from mamba_ctr.reconstruct.consistency import R1_THRESHOLD, SCALE_RANGE, forward_consistency
+from mamba_ctr.simulate import simulate
+
+
+@pytest.fixture(scope="module")
+def rods():
+    preset = presets.get("paper-12L")
+    return preset, simulate(preset.sample(3, seed=7), preset.grid)
+
+
+def test_the_true_field_reproduces_its_intensities(rods):
+    preset, r = rods
+    check = forward_consistency(r.film_field, r.substrate_field, r.intensity, preset.grid.bragg)
+    np.testing.assert_allclose(check.scale, 1.0, atol=1e-6)
+    assert np.all(check.r1 < 1e-6) and not check.flagged.any() and check.warning() is None
+
+
+@pytest.mark.parametrize("factor", [1e-6, 3.0])
+def test_intensities_on_another_scale_are_flagged_with_the_scale(rods, factor):
+    preset, r = rods
+    check = forward_consistency(r.film_field, r.substrate_field, factor * r.intensity, preset.grid.bragg)
+    np.testing.assert_allclose(check.scale, factor, rtol=1e-5)
+    assert np.all(check.r1 < 1e-6)  # the shape is right: only the scale is off
+    assert check.flagged.all() and "intensity scale" in check.warning() and "\n" not in check.warning()
+
+
+def test_a_wrong_field_is_flagged_by_r1(rods):
+    preset, r = rods
+    wrong = r.film_field[::-1]  # another structure's field for each
+    check = forward_consistency(wrong, r.substrate_field, r.intensity, preset.grid.bragg)
+    assert np.all(check.r1[[0, 2]] > R1_THRESHOLD) and check.flagged[[0, 2]].all()
+    assert "R1" in check.warning()
+
+
+def test_thresholds_are_the_calibrated_ones():
+    # benchmarks/test_consistency_calibration.py: R1 99th percentile 0.0275, scale 0.991 … 1.010 (paper-12L)
+    assert R1_THRESHOLD == 0.03 and SCALE_RANGE == (0.9, 1.1)
+
+
+def _csv(path, preset, intensity):
+    rows = ["h,k,L,intensity"] + [f"{h},{k},{L!r},{float(intensity[r, i])!r}" for r, (h, k) in
+                                  enumerate(zip(preset.grid.h, preset.grid.k, strict=True))
+                                  for i, L in enumerate(preset.grid.L.tolist())]
+    path.write_text("\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize("factor, warned", [(1.0, False), (1e-6, True)])
+def test_predict_stores_the_check_and_warns_in_one_line(tmp_path, capsys, rods, factor, warned):
+    pytest.importorskip("torch")
+    from mamba_ctr.cli import main
+
+    preset, r = rods
+    _csv(tmp_path / "in.csv", preset, factor * r.intensity[0].astype(np.float64))
+    assert main(["predict", "--input", str(tmp_path / "in.csv"), "--out", str(tmp_path / "p"), "--no-figures"]) == 0
+    err = capsys.readouterr().err
+    assert (err.count("\n") == 1 and "warning" in err and "intensity scale" in err) if warned else err == ""
+    with h5py.File(tmp_path / "p" / "prediction.h5") as f:
+        scale, r1 = f["consistency/scale"][()], f["consistency/r1"][()]
+    assert scale.shape == r1.shape == (1,)
+    assert (scale < 1e-5) if warned else (abs(scale - 1) < 0.05)  # the network is lost off its scale: ~1.6e-6
+    entry = json.loads((tmp_path / "p" / "structure.json").read_text())["structures"][0]["consistency"]
+    assert entry["flagged"] is warned and entry["r1"] == pytest.approx(float(r1[0]))
+
+
+def test_the_python_api_warns_and_returns_the_field(rods):
+    pytest.importorskip("torch")
+    from mamba_ctr import models
+    from mamba_ctr.nn.predict import ConsistencyWarning, predict, predict_field
+
+    _, r = rods
+    checkpoint = models.load("paper-12L")
+    with pytest.warns(ConsistencyWarning, match="intensity scale"):
+        result = predict(checkpoint, r.intensity[:1] * 1e-6)
+    np.testing.assert_array_equal(result.film_field, predict_field(checkpoint, r.intensity[:1] * 1e-6))
+    assert result.consistency.flagged.all()
