@@ -91,7 +91,8 @@ class Trainer:
         self.wall_s = self.wall_before  # training wall time as rank 0 saw it at the last `should_stop`
         self.best = min((row["val_mae"] for row in self.history), default=math.inf)
         self.loss_sum, self.loss_count = 0.0, 0
-        self.show = ranks.main and (sys.stderr.isatty() if config.progress is None else config.progress)
+        # tqdm's own rule when progress is None (a bar only on a terminal); other ranks never show one
+        self.hide_bar = True if not ranks.main else (None if config.progress is None else not config.progress)
 
     def fit(self) -> list[dict]:
         """Train until the epochs are done, the time budget is spent or the schedule has ended."""
@@ -101,7 +102,7 @@ class Trainer:
         stop = self.schedule.finished(self.step, self.wall_s)  # from the history: the same on every rank
         while self.step < c.epochs * n and not stop:
             epoch, skip = divmod(self.step, n)
-            bar = tqdm(total=n, initial=skip, desc=f"epoch {epoch + 1}/{c.epochs}", disable=not self.show,
+            bar = tqdm(total=n, initial=skip, desc=f"epoch {epoch + 1}/{c.epochs}", disable=self.hide_bar,
                        leave=False, unit="batch")
             self.model.train()
             for x, re, im in self.batches.train(epoch + 1, skip):

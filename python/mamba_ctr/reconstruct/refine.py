@@ -390,10 +390,8 @@ def single_blas_thread() -> contextlib.AbstractContextManager:
 
 
 def progress_bar(items: Iterable[int], progress: bool | None, name: str) -> Iterable[int]:
-    """`items`, wrapped in a tqdm bar when `progress` is True (None: when stderr is a terminal)."""
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    if not show:
-        return items
+    """`items` in a tqdm bar: shown when `progress` is True, hidden when False, tqdm's rule (a terminal) if None."""
     from tqdm import tqdm
 
-    return tqdm(items, desc=name, unit=" fits", file=sys.stderr, dynamic_ncols=True)
+    return tqdm(items, desc=name, unit=" fits", file=sys.stderr, dynamic_ncols=True,
+                disable=None if progress is None else not progress)
