@@ -274,13 +274,17 @@ class SimulatedRods(IterableDataset):
         normalisation: a Normalisation (e.g. of a pilot sample from an index range training never uses).
         backend: kernel backend ("auto", "compiled", "numba", "numpy").
         rank, world_size: the distributed rank; None for torch.distributed's when initialised, else 0 of 1.
+        make_input: None for the standardised X of `normalisation`; else a picklable callable (intensity (B, R,
+            NL), index of the batch's first structure) → X (B, C, NL) (e.g. nn.inputs.TrainingInput: measurement
+            nuisances keyed by structure index, then the scale-free input).
     """
 
     def __init__(self, preset: str | os.PathLike | PerovskitePreset, seed: int, start: int, stop: int,
                  batch_size: int, normalisation: Normalisation, backend: str = "auto", shuffle_blocks: bool = False,
                  drop_last: bool = False, rank: int | None = None, world_size: int | None = None,
-                 threads: int = 0) -> None:
+                 threads: int = 0, make_input: Any = None) -> None:
         super().__init__()
+        self.make_input = make_input
         if isinstance(preset, PerovskitePreset):
             self.preset = preset
         else:
@@ -359,7 +363,11 @@ class SimulatedRods(IterableDataset):
                     cached = (c_lo, c_hi, self.preset.sample(c_hi - c_lo, self.seed, c_lo))
                 structures = cached[2][lo - cached[0]: hi - cached[0]]
             rods = simulate(structures, grid, backend=self.backend, dtype="float32", threads=threads)
-            yield self.normalisation.standardise(rods.intensity, rods.film_field, grid.bragg)
+            if self.make_input is None:
+                yield self.normalisation.standardise(rods.intensity, rods.film_field, grid.bragg)
+            else:
+                re, im = self.normalisation.apply_targets(rods.film_field)
+                yield tuple(torch.from_numpy(a) for a in (self.make_input(rods.intensity, lo), re, im))
 
     def batch_count(self) -> int:
         """Batches over all ranks and workers."""

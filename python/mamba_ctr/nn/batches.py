@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader
 
+from ..data.augment import Augmentation
 from ..data.torch_data import Normalisation, RodsH5Dataset, SimulatedRods, train_val_split
 from ..errors import InputError
 from .config import TrainConfig
+from .inputs import InputTransform, TrainingInput
 
 __all__ = ["Batches", "Ranks", "TrainingData", "training_data"]
 
@@ -122,6 +124,14 @@ class Batches:
             val = data.val_indices[ranks.rank::ranks.world]  # type: ignore[index]
             self.val_set = RodsH5Dataset(config.data, val, data.normalisation)
 
+    def _make_input(self) -> TrainingInput | None:
+        """The stream's input transform and nuisances (None: the standardised input of clean rods)."""
+        c, grid = self.config, self.data.grid
+        if c.input == "standardised" and not c.augment:
+            return None
+        return TrainingInput(InputTransform.of(c.input, self.data.normalisation, grid.bragg),
+                             Augmentation() if c.augment else None, c.stream_seed, np.asarray(grid.L))
+
     @property
     def global_batch(self) -> int:
         return self.config.batch_size * self.ranks.world
@@ -149,7 +159,8 @@ class Batches:
         base = c.pilot_samples + c.val_samples + (epoch - 1) * c.samples_per_epoch
         end = base + (c.samples_per_epoch if world == 1 else self.n_batches() * self.global_batch)
         stream = SimulatedRods(self.data.preset_object, c.stream_seed, base + skip * self.global_batch, end,
-                               c.batch_size, self.data.normalisation, rank=rank, world_size=world)
+                               c.batch_size, self.data.normalisation, rank=rank, world_size=world,
+                               make_input=self._make_input())
         return DataLoader(stream, batch_size=None, num_workers=c.num_workers)
 
     def val(self) -> DataLoader:
@@ -159,5 +170,5 @@ class Batches:
                               num_workers=c.num_workers)
         stream = SimulatedRods(self.data.preset_object, c.stream_seed, c.pilot_samples,
                                c.pilot_samples + c.val_samples, max(c.batch_size, 64), self.data.normalisation,
-                               rank=self.ranks.rank, world_size=self.ranks.world)
+                               rank=self.ranks.rank, world_size=self.ranks.world, make_input=self._make_input())
         return DataLoader(stream, batch_size=None, num_workers=c.num_workers)

@@ -39,12 +39,13 @@ class RodsUNet1d(nn.Module):
         bottleneck_dilations: one conv per entry in the bottleneck, with that dilation. The default (1, 1) is
             the plain block; e.g. (1, 2, 4, 8) widens the receptive field from about 25 to about 77 L points (a
             third of a 240-point rod; the bottleneck runs at stride 4) for about 40 % more FLOPs.
+        inputs_per_rod: input channels per rod (2 for the scale-free input: value and mask, nn.inputs).
     """
 
     targets = ("real", "imag")
 
     def __init__(self, rods: int = 16, widths: Sequence[int] = (64, 128, 256), kernel: int = 3,
-                 bottleneck_dilations: Sequence[int] = (1, 1)) -> None:
+                 bottleneck_dilations: Sequence[int] = (1, 1), inputs_per_rod: int = 1) -> None:
         super().__init__()
         widths = [int(w) for w in widths]
         dilations = [int(d) for d in bottleneck_dilations]
@@ -54,8 +55,9 @@ class RodsUNet1d(nn.Module):
             raise ValueError(f"bottleneck_dilations must be ≥ 1 positive integers, got {list(bottleneck_dilations)}")
         self.rods, self.widths, self.kernel = int(rods), widths, int(kernel)
         self.bottleneck_dilations = dilations
+        self.in_channels = self.rods * int(inputs_per_rod)
         self.down = nn.ModuleList()
-        c = self.rods
+        c = self.in_channels
         for level, w in enumerate(widths):
             last = level == len(widths) - 1
             self.down.append(_block(c, w, kernel, dilations if last else (1, 1)))
@@ -69,8 +71,8 @@ class RodsUNet1d(nn.Module):
         self.head = nn.Conv1d(c, 2 * self.rods, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 3 or x.shape[1] != self.rods:
-            raise ValueError(f"expected input (B, {self.rods}, NL), got {tuple(x.shape)}")
+        if x.dim() != 3 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected input (B, {self.in_channels}, NL), got {tuple(x.shape)}")
         skips = []
         for i, block in enumerate(self.down):
             if i:

@@ -1,0 +1,132 @@
+"""The network input transforms (nn.inputs): scale-free by construction, masks, resampling, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mamba_ctr.data.torch_data import Normalisation
+from mamba_ctr.errors import InputError
+from mamba_ctr.nn import build
+from mamba_ctr.nn.inputs import InputTransform, resample_rod, scale_free
+from mamba_ctr.physics import Grid
+from mamba_ctr.simulate import network_input
+
+
+def _grid(rods: int = 3, n_L: int = 40) -> Grid:
+    return Grid(h=np.arange(rods), k=np.zeros(rods, dtype=int), L=np.linspace(0.05, 2.0, n_L), a=3.9, b=3.9,
+                c_ref=3.9)
+
+
+def _intensity(grid: Grid, n: int = 4, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.exp(rng.normal(3, 2, (n, *grid.shape)))
+
+
+def _normalisation(grid: Grid) -> Normalisation:
+    zeros, ones = np.zeros(grid.shape), np.ones(grid.shape)
+    return Normalisation(1.0, 2.5, zeros, ones, zeros, ones)
+
+
+def test_scale_free_value_and_mask_channels():
+    grid = _grid()
+    intensity = _intensity(grid)
+    intensity[0, 1, 5], intensity[1, 0, 7] = 0.0, np.nan  # zero counts, a bad point: unmeasured
+    mask = np.ones(intensity.shape, dtype=bool)
+    mask[2, 2, :10] = False
+    X = scale_free(intensity, mask, 2.0)
+    assert X.shape == (4, 6, grid.n_L) and X.dtype == np.float32
+    value, measured = X[:, :3], X[:, 3:]
+    assert measured[0, 1, 5] == 0 and measured[1, 0, 7] == 0 and not measured[2, 2, :10].any()
+    assert measured.sum() == intensity.size - 12
+    assert (value[measured == 0] == 0).all()
+    # the value channel has zero mean over each rod's measured points
+    means = (value * measured).sum(-1) / measured.sum(-1)
+    np.testing.assert_allclose(means, 0, atol=1e-6)
+    expected = (np.log(intensity[3, 0]) - np.log(intensity[3, 0]).mean()) / 2.0
+    np.testing.assert_allclose(value[3, 0], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("k", range(-8, 9, 2))
+def test_scale_free_prediction_unchanged_by_any_scale(k):
+    """A tiny untrained network: the output for I × 10^k (and per-rod factors) equals the output for I."""
+    grid = _grid()
+    transform = InputTransform.of("scale-free", _normalisation(grid), grid.bragg)
+    torch.manual_seed(0)
+    net = build("rods", rods=3, widths=[4, 8], inputs_per_rod=2).eval()
+    intensity = _intensity(grid)
+    rod_factors = 10.0 ** np.random.default_rng(k + 8).uniform(-3, 3, (4, 3, 1))
+    with torch.no_grad():
+        reference = net(torch.from_numpy(transform(intensity)))
+        scaled = net(torch.from_numpy(transform(intensity * 10.0 ** k)))
+        per_rod = net(torch.from_numpy(transform(intensity * 10.0 ** k * rod_factors)))
+    tolerance = 1e-4 * reference.abs().max()
+    assert (scaled - reference).abs().max() <= tolerance
+    assert (per_rod - reference).abs().max() <= tolerance
+
+
+def test_standardised_transform_is_the_papers_input():
+    grid = _grid()
+    norm = _normalisation(grid)
+    intensity = _intensity(grid).astype(np.float32)
+    transform = InputTransform.of("standardised", norm, grid.bragg)
+    np.testing.assert_array_equal(transform(intensity),
+                                  norm.apply_x(network_input(intensity.astype(np.float64), grid.bragg)))
+    mask = np.ones(intensity.shape, dtype=bool)
+    mask[0, 0, 3] = False
+    with pytest.raises(InputError, match="scale-free"):
+        transform(intensity, mask)
+    with pytest.raises(InputError, match="input must be"):
+        InputTransform.of("log", norm, grid.bragg)
+
+
+def test_checkpoints_record_their_input(tmp_path):
+    from mamba_ctr.nn.checkpoint import load_checkpoint, save_checkpoint
+    from mamba_ctr.nn.predict import predict_field
+
+    grid = _grid()
+    norm = _normalisation(grid)
+    torch.manual_seed(1)
+    kwargs = {"rods": 3, "widths": [4, 8], "inputs_per_rod": 2}
+    save_checkpoint(tmp_path / "free", build("rods", **kwargs), arch="rods", arch_kwargs=kwargs, grid=grid,
+                    normalisation=norm, extra={"train_config": {"input": "scale-free"}})
+    free = load_checkpoint(tmp_path / "free")
+    assert InputTransform.of_checkpoint(free).name == "scale-free"
+    intensity = _intensity(grid, 2)
+    U = predict_field(free, intensity)
+    for k in (-8, 8):
+        np.testing.assert_allclose(predict_field(free, intensity * 10.0 ** k), U, rtol=1e-4,
+                                   atol=1e-4 * np.abs(U).max())
+    masked = intensity.copy()
+    masked[0, 0, :5] = 0.0  # unmeasured points: masked, not refused
+    mask = np.ones(intensity.shape, dtype=bool)
+    mask[0, 0, :5] = False
+    np.testing.assert_allclose(predict_field(free, masked), predict_field(free, intensity, mask=mask), rtol=1e-6)
+    plain = {"rods": 3, "widths": [4, 8]}
+    save_checkpoint(tmp_path / "old", build("rods", **plain), arch="rods", arch_kwargs=plain, grid=grid,
+                    normalisation=norm)
+    old = load_checkpoint(tmp_path / "old")
+    assert InputTransform.of_checkpoint(old).name == "standardised"
+    with pytest.raises(InputError, match="> 0"):
+        predict_field(old, masked)
+
+
+def test_resample_rod_interpolates_ln_I_and_masks_gaps():
+    model_L = np.arange(0.5, 3.0, 0.025)
+    L = np.concatenate([np.arange(0.61, 1.5, 0.01), np.arange(1.7, 2.51, 0.01)])
+    intensity = np.exp(-2.0 * L + 1.0)  # ln I linear in L: interpolation exact
+    values, mask = resample_rod(L[::-1], intensity[::-1], model_L)
+    assert values.shape == mask.shape == model_L.shape
+    inside = (model_L >= L[0]) & (model_L <= L[-1])
+    assert not mask[~inside].any()
+    in_gap = (model_L > 1.5 + 0.025) & (model_L < 1.7 - 0.025)
+    assert in_gap.any() and not mask[in_gap].any()
+    near = inside & ~((model_L > 1.49 + 0.025) & (model_L < 1.7 - 0.025))
+    assert mask[near].all()
+    np.testing.assert_allclose(values[mask], np.exp(-2.0 * model_L[mask] + 1.0), rtol=1e-9)
+    assert (values[~mask] == 1.0).all()
+    _, empty = resample_rod(np.array([1.0]), np.array([2.0]), model_L)
+    assert not empty.any()
+    with pytest.raises(InputError):
+        resample_rod(L, intensity[:-1], model_L)
