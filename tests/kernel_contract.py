@@ -34,12 +34,15 @@ def film_fields_contract(
 
 
 def paper_like_inputs(n: int, seed: int = 0, uniform: bool = True, complex_ff: bool = False,
-                      general_phase: bool = False, with_rough: bool = False) -> dict:
+                      general_phase: bool = False, with_rough: bool = False, gapped: bool = False) -> dict:
     """Random contract inputs with the sizes of the paper-12L preset.
 
     13 layers × 5 sites (S = 65), A sites holding Sr and La (E = 78), 4 columns,
     6 scatterers, 7 pairs, 16 rods (4 phase patterns), 240 L points.
     Not physical; only the shapes, value ranges and index structure matter.
+    `gapped`: L in steps of 1/40 without the points within 0.05 of integers (runs of 35 points
+    between gaps, not aligned to the kernels' blocks) and three irregular points; uniform_step
+    is the runs' spacing.
     """
     rng = np.random.default_rng(seed)
     n_layers, n_sites_per_layer = 13, 5
@@ -78,6 +81,10 @@ def paper_like_inputs(n: int, seed: int = 0, uniform: bool = True, complex_ff: b
     L = np.arange(1, 241) / 40.0
     if not uniform:
         L = np.sort(rng.uniform(0.02, 6.0, 240))
+    if gapped:
+        L = np.arange(1, 400) / 40.0
+        L = L[np.abs(L - np.round(L)) > 0.051][:240]
+        L[[50, 51, 170]] += np.array([0.003, 0.004, -0.007])
     qz = 2 * np.pi * L / 3.905
     ff_re = rng.uniform(5, 40, (6, 16, L.size))
     ff_im = rng.uniform(0, 3, (6, 16, L.size)) if complex_ff else np.zeros((0,))
@@ -89,6 +96,6 @@ def paper_like_inputs(n: int, seed: int = 0, uniform: bool = True, complex_ff: b
         pair_column=np.array([p[0] for p in pairs], np.int64),
         pair_species=np.array([p[1] for p in pairs], np.int64),
         pattern_phase=pattern_phase, rod_pattern=np.asarray(rod_pattern, np.int64), qz=qz,
-        uniform_step=(qz[1] - qz[0]) if uniform else 0.0,
+        uniform_step=2 * np.pi / 40 / 3.905 if gapped else (qz[1] - qz[0]) if uniform else 0.0,
         ff_re=ff_re, ff_im=ff_im, substrate=substrate, rough=rough,
     )

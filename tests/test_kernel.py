@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from kernel_contract import film_fields_contract, paper_like_inputs
-from mamba_ctr._kernel_args import PlanTables
+from mamba_ctr._kernel_args import PlanTables, l_segments
 
 try:
     import mamba_ctr._core as core
@@ -85,6 +85,8 @@ CASES = [
     dict(with_rough=True),
     dict(uniform=False, complex_ff=True, general_phase=True, with_rough=True),
     dict(complex_ff=True, general_phase=True, with_rough=True),
+    dict(gapped=True),
+    dict(gapped=True, complex_ff=True, general_phase=True, with_rough=True),
 ]
 
 
@@ -118,7 +120,8 @@ def test_u_only_and_i_only(kernel, single):
 
 
 @pytest.mark.parametrize("case", [dict(), dict(uniform=False, complex_ff=True, general_phase=True,
-                                                with_rough=True)], ids=["paper", "general"])
+                                                with_rough=True), dict(gapped=True, general_phase=True)],
+                         ids=["paper", "general", "gapped"])
 @pytest.mark.parametrize("single", [False, True], ids=["double", "single"])
 def test_bits_do_not_depend_on_threads_nor_batch(kernel, case, single):
     n = 37
@@ -207,6 +210,33 @@ def test_large_phase_arguments_fall_back_to_libm(kernel, uniform):
     # the contract's own products qz·z round at ~1e-11 here; recurrences lose ~k ulp(step z)
     assert rel_err(U, U0) <= 1e-9
     assert rel_err(I, I0) <= 1e-9
+
+
+def test_gapped_grid_segments():
+    """The gapped case is cut into more segments than blocks (runs, gaps and single points), the uniform one
+    into one segment per block, and a grid without runs of the given spacing into single points."""
+    gapped = paper_like_inputs(1, gapped=True)
+    first, length = l_segments(gapped["qz"], gapped["uniform_step"])
+    assert length.sum() == NL and np.all(np.diff(first) == length[:-1]) and length.max() == 32
+    assert first.size > 8 + 6 and {50, 51, 52, 170, 171} <= set(first.tolist())  # 8 blocks, 6 gaps
+    assert np.count_nonzero(length == 1) >= 2
+    paper = paper_like_inputs(1)
+    assert l_segments(paper["qz"], paper["uniform_step"])[1].tolist() == [32] * 7 + [16]
+    assert l_segments(paper["qz"], 0.0)[1].tolist() == [1] * NL
+    assert l_segments(paper["qz"], paper["uniform_step"] * 1.01)[1].max() <= 2
+
+
+@pytest.mark.parametrize("factor", [0.0, 0.5, 1.0 + 1e-9, 3.0])
+def test_any_step_gives_the_same_rods(kernel, factor):
+    """uniform_step only says where to look for runs: a step that matches no spacing of qz (or none) gives the
+    same rods to round-off, through single-point segments."""
+    args = paper_like_inputs(5, seed=15, gapped=True, general_phase=True, with_rough=True)
+    U0, I0 = contract(args)
+    args["uniform_step"] *= factor
+    U, I = outputs(5, False)
+    kernel(args, film_field=U, intensity=I)
+    assert rel_err(U, U0) <= 1e-12
+    assert rel_err(I, I0) <= 1e-12
 
 
 def test_n_zero(kernel):
@@ -323,8 +353,9 @@ def test_helpers_and_isa_names():
 @needs_core
 @pytest.mark.parametrize("single", [False, True], ids=["double", "single"])
 @pytest.mark.parametrize("case", [dict(), dict(uniform=False),
-                                  dict(uniform=False, complex_ff=True, general_phase=True, with_rough=True)],
-                         ids=["paper", "list", "general"])
+                                  dict(uniform=False, complex_ff=True, general_phase=True, with_rough=True),
+                                  dict(gapped=True, complex_ff=True)],
+                         ids=["paper", "list", "general", "gapped"])
 def test_bits_do_not_depend_on_isa(case, single):
     """Every variant gives the same bits (no FMA contraction, vectorisation along L only, fixed order of sums)."""
     n = 13

@@ -201,7 +201,7 @@ Tables (converted to C-contiguous float64 / int64 / complex128 when needed, then
   entry_site (E,) non-decreasing in [0, S), entry_pair (E,) in [0, P),
   pair_column (P,) in [0, C), pair_species (P,) in [0, NSP),
   pattern_phase (NP, C) complex, rod_pattern (R,) in [0, NP), qz (NL,) finite,
-  uniform_step (> 0: qz is the uniform grid qz[0] + l * uniform_step; 0: arbitrary),
+  uniform_step (> 0: spacing of qz's evenly spaced runs, recurrence inside them; 0: none),
   ff_re (NSP, R, NL), ff_im (NSP, R, NL) or size 0, substrate (R, NL) complex, n_sites S.
 isa: "" for the variant isa() names (MAMBA_CTR_ISA may force one), or one of isa_variants()
 (a test hook; all give the same bits).

@@ -6,6 +6,7 @@
 // touches the standard library's containers; the variants see plain arrays.
 #include "mamba_ctr/film_fields.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <sstream>
@@ -232,11 +233,47 @@ struct Plan::Impl {
   std::string isa_name;
   PlanView v{};
   std::vector<std::int64_t> entry_site, rod_pattern, site_off, pair_off, pair_entries, sp_off,
-      sp_pairs;
-  std::vector<double> ph_re, ph_im, seed_q, q_pad, sub_re, sub_im, ffc;
+      sp_pairs, seg_off, seg_j, seg_len;
+  std::vector<double> ph_re, ph_im, seg_q, sub_re, sub_im, ffc;
 };
 
 namespace {
+
+// The segments of PlanView (kernel_variant.hpp): blocks of kBlock points cut at the starts of
+// qz's evenly spaced runs of spacing `step` (step 0: every point its own run). The numba twin
+// cuts the same way (_kernel_args.l_segments).
+void make_segments(const double* qz, std::int64_t NL, double step, Plan::Impl& pl) {
+  double qmax = 0.0;
+  for (std::int64_t l = 0; l < NL; ++l) qmax = std::fmax(qmax, std::fabs(qz[l]));
+  const double tol = 1e-13 * qmax;
+  std::vector<char> starts(static_cast<std::size_t>(NL), 1);
+  std::int64_t s = 0;
+  for (std::int64_t l = 1; l < NL && step > 0.0; ++l) {
+    const double line = qz[s] + static_cast<double>(l - s) * step;
+    if (std::fabs(qz[l] - line) <= tol)
+      starts[l] = 0;
+    else
+      s = l;
+  }
+  const std::int64_t NB = (NL + kBlock - 1) / kBlock;
+  pl.seg_off.assign(NB + 1, 0);
+  pl.seg_j.clear();
+  pl.seg_len.clear();
+  pl.seg_q.clear();
+  for (std::int64_t b = 0; b < NB; ++b) {
+    const std::int64_t l0 = b * kBlock, l1 = std::min(l0 + kBlock, NL);
+    for (std::int64_t l = l0; l < l1; ++l) {
+      if (l != l0 && !starts[l]) {
+        ++pl.seg_len.back();
+        continue;
+      }
+      pl.seg_j.push_back(l - l0);
+      pl.seg_len.push_back(1);
+      pl.seg_q.push_back(qz[l]);
+    }
+    pl.seg_off[b + 1] = static_cast<std::int64_t>(pl.seg_q.size());
+  }
+}
 
 void make_plan(const PlanTables& in, int VW, Plan::Impl& pl) {
   PlanView& v = pl.v;
@@ -253,7 +290,6 @@ void make_plan(const PlanTables& in, int VW, Plan::Impl& pl) {
   v.VW = VW;
   v.NCHA = v.NLP / VW;
   v.step = in.uniform_step;
-  v.uniform = in.uniform_step > 0.0;
   v.real_ff = in.ff_im == nullptr;
   pl.entry_site.assign(in.entry_site, in.entry_site + v.E);
   pl.rod_pattern.assign(in.rod_pattern, in.rod_pattern + v.R);
@@ -275,14 +311,10 @@ void make_plan(const PlanTables& in, int VW, Plan::Impl& pl) {
       pl.ph_im[p * v.P + q] = ph.imag();
     }
 
-  pl.seed_q.assign(v.NB, 0.0);
-  for (std::int64_t b = 0; b < v.NB; ++b) pl.seed_q[b] = in.qz[b * kBlock];
-  pl.q_pad.assign(v.NLP, 0.0);
-  v.q_absmax = 0.0;
-  for (std::int64_t l = 0; l < v.NL; ++l) {
-    pl.q_pad[l] = in.qz[l];
-    v.q_absmax = std::fmax(v.q_absmax, std::fabs(in.qz[l]));
-  }
+  make_segments(in.qz, v.NL, in.uniform_step, pl);
+  v.NSEG = static_cast<std::int64_t>(pl.seg_q.size());
+  v.have_w = false;
+  for (std::int64_t len : pl.seg_len) v.have_w |= len > 1;
 
   {
     const std::int64_t nc = v.real_ff ? 1 : 2;
@@ -312,8 +344,10 @@ void make_plan(const PlanTables& in, int VW, Plan::Impl& pl) {
   v.sp_pairs = pl.sp_pairs.data();
   v.ph_re = pl.ph_re.data();
   v.ph_im = pl.ph_im.data();
-  v.seed_q = pl.seed_q.data();
-  v.q_pad = pl.q_pad.data();
+  v.seg_off = pl.seg_off.data();
+  v.seg_j = pl.seg_j.data();
+  v.seg_len = pl.seg_len.data();
+  v.seg_q = pl.seg_q.data();
   v.sub_re = pl.sub_re.data();
   v.sub_im = pl.sub_im.data();
   v.ffc = pl.ffc.data();

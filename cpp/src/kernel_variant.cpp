@@ -5,12 +5,13 @@
 // Layout of the work for one structure (all arithmetic in double):
 //   * active sites: sites with at least one entry of non-zero weight (padding
 //     layers are skipped), entries grouped by pair;
-//   * the L axis is cut into blocks of BL = 32 points. On a uniform grid the
-//     exponential exp(i qz z) of every active site is seeded with an exact
-//     sincos at the first point of every block and continued inside the block
-//     by multiplication with W[j] = exp(i j dq z) (W built from exp(i dq z) by
-//     at most 11 multiplications, so the error stays at round-off). On an
-//     arbitrary grid every point gets its own sincos;
+//   * the L axis is cut into blocks of BL = 32 points, and each block into segments at the
+//     starts of qz's evenly spaced runs (kernel_variant.hpp). The exponential exp(i qz z) of
+//     every active site is seeded with an exact sincos at the first point of every segment and
+//     continued inside it by multiplication with W[j] = exp(i j dq z) (W built from exp(i dq z)
+//     by at most 11 multiplications, so the error stays at round-off). A uniform grid has one
+//     segment per block; a grid with gaps a few more; an irregular point is a segment of one
+//     point (its own sincos);
 //   * per block: G (pairs, L1-resident) and H (patterns x species, stored
 //     chunk-major for the whole L range: NP*NSP*NL complex per thread);
 //   * then U and I rod by rod over the whole L range, reading a per-call copy of
@@ -229,17 +230,18 @@ struct Scratch {
   Buffer<std::int64_t> eoff;  // (P + 1)
   Buffer<double> zk, ew, ar, ai;  // (S), (E), (E), (E)
   Buffer<double> x, sn, cs;       // sincos arguments / results
-  Buffer<double> wr, wi;          // (S, BL): exp(i j dq z) (uniform) or exp(i qz z) (arbitrary grid)
+  Buffer<double> st_s, st_c;      // (S): sin, cos of dq z
+  Buffer<double> wr, wi;          // (S, BL): exp(i j dq z)
+  Buffer<double> er, ei;          // (S, BL): exp(i qz z) of a block cut into several segments
   Buffer<double> gr, gi;          // (P, BL)
   Buffer<double> hc;              // (NP, NCHA, NSP, re/im, VW)
 
   explicit Scratch(const Plan& pl)
       : kmap(pl.S + 1), ek(pl.E + 1), eoff(pl.P + 1),
         zk(pl.S + 1), ew(pl.E + 1), ar(pl.E + 1), ai(pl.E + 1),
-        x(round_up(imax((pl.NB + 1) * pl.S, BL * pl.S), VW) + VW),
-        sn(round_up(imax((pl.NB + 1) * pl.S, BL * pl.S), VW) + VW),
-        cs(round_up(imax((pl.NB + 1) * pl.S, BL * pl.S), VW) + VW),
-        wr(pl.S * BL + VW), wi(pl.S * BL + VW),
+        x(round_up(BL * pl.S, VW) + VW), sn(round_up(BL * pl.S, VW) + VW),
+        cs(round_up(BL * pl.S, VW) + VW), st_s(pl.S + VW), st_c(pl.S + VW),
+        wr(pl.S * BL + VW), wi(pl.S * BL + VW), er(pl.S * BL + VW), ei(pl.S * BL + VW),
         gr(pl.P * BL + VW), gi(pl.P * BL + VW),
         hc(2 * pl.NP * pl.NSP * pl.NLP + VW) {}
 };
@@ -353,26 +355,21 @@ void one_structure(const Plan& pl, Scratch& sc, std::int64_t i, std::complex<Rea
   double* Wr = sc.wr.get();
   double* Wi = sc.wi.get();
 
-  if (pl.uniform) {
-    // sincos of dq z (row 0) and of the block seeds qz[b BL] z (rows 1..NB)
-    const std::int64_t M = (pl.NB + 1) * K;
-    for (std::int64_t k = 0; k < K; ++k) x[k] = pl.step * zk[k];
-    for (std::int64_t b = 0; b < pl.NB; ++b) {
-      const double q = pl.seed_q[b];
-      double* xb = x + (b + 1) * K;
-      for (std::int64_t k = 0; k < K; ++k) xb[k] = q * zk[k];
-    }
-    const std::int64_t Mp = round_up(M, VW);
-    for (std::int64_t k = M; k < Mp; ++k) x[k] = 0.0;
-    sincos_block(x, Mp, sn, cs);
-    // W[k][j] = exp(i j dq z_k), j < BL: W[j] = W[j-1] W[1] up to kWStep, then
-    // W[j] = W[j - kWStep] W[kWStep]. The order of the products is fixed (it does not
+  if (pl.have_w) {
+    // W[k][j] = exp(i j dq z_k), j < BL, from sincos(dq z_k): W[j] = W[j-1] W[1] up to kWStep,
+    // then W[j] = W[j - kWStep] W[kWStep]. The order of the products is fixed (it does not
     // depend on the vector width), so all ISA variants give the same bits.
+    double* ss = sc.st_s.get();
+    double* sc_ = sc.st_c.get();
+    for (std::int64_t k = 0; k < K; ++k) x[k] = pl.step * zk[k];
+    const std::int64_t Kp = round_up(K, VW);
+    for (std::int64_t k = K; k < Kp; ++k) x[k] = 0.0;
+    sincos_block(x, Kp, ss, sc_);
     constexpr int WS = detail::kWStep;
     for (std::int64_t k = 0; k < K; ++k) {
       double* wr = Wr + k * BL;
       double* wi = Wi + k * BL;
-      const double cr = cs[k], ci = sn[k];
+      const double cr = sc_[k], ci = ss[k];
       wr[0] = 1.0;
       wi[0] = 0.0;
       for (int j = 1; j <= WS; ++j) {
@@ -393,46 +390,92 @@ void one_structure(const Plan& pl, Scratch& sc, std::int64_t i, std::complex<Rea
   double* Gr = sc.gr.get();
   double* Gi = sc.gi.get();
   double* Hc = sc.hc.get();
+  double* Er = sc.er.get();
+  double* Ei = sc.ei.get();
   const std::int64_t NCHA = pl.NCHA;
   double* Ar = sc.ar.get();
   double* Ai = sc.ai.get();
   const std::int64_t* ek = sc.ek.get();
   const std::int64_t* eoff = sc.eoff.get();
 
+  // Seeds exp(i seg_q z_k) of the segments of blocks [seed_block, seed_end), computed in groups of
+  // blocks of at most BL * S values; segment g, site k at (g - seed_base) * K + k.
+  std::int64_t seed_end = 0, seed_base = 0;
+  const std::int64_t seed_cap = BL * S;
   for (std::int64_t b = 0; b < pl.NB; ++b) {
     const std::int64_t l0 = b * BL;
     const int nb = static_cast<int>(imin(BL, NL - l0));
     const int nch = (nb + VW - 1) / VW;
 
-    // exponentials of this block; A = weight * seed
-    if (pl.uniform) {
-      const double* sb = sn + (b + 1) * K;
-      const double* cb = cs + (b + 1) * K;
+    if (b == seed_end) {
+      seed_base = pl.seg_off[b];
+      std::int64_t e = b;
+      while (e < pl.NB && (pl.seg_off[e + 1] - seed_base) * K <= seed_cap) ++e;
+      const std::int64_t M = (pl.seg_off[e] - seed_base) * K, Mp = round_up(M, VW);
+      for (std::int64_t g = seed_base; g < pl.seg_off[e]; ++g) {
+        const double q = pl.seg_q[g];
+        double* xg = x + (g - seed_base) * K;
+        for (std::int64_t k = 0; k < K; ++k) xg[k] = q * zk[k];
+      }
+      for (std::int64_t k = M; k < Mp; ++k) x[k] = 0.0;
+      sincos_block(x, Mp, sn, cs);
+      seed_end = e;
+    }
+    const std::int64_t g0 = pl.seg_off[b], ng = pl.seg_off[b + 1] - g0;
+    const double* sb = sn + (g0 - seed_base) * K;
+    const double* cb = cs + (g0 - seed_base) * K;
+
+    // G[pair] = sum_e A_e X[site_e]: one segment spanning the block (an evenly spaced run):
+    // A = weight * seed, X = W; else X = exp(i qz z) of each point (seed * W inside each
+    // segment) and A = weight (real).
+    const bool whole = ng == 1 && pl.have_w;
+    if (whole) {
       for (std::int64_t t = 0; t < cnt; ++t) {
         Ar[t] = ew[t] * cb[ek[t]];
         Ai[t] = ew[t] * sb[ek[t]];
       }
     } else {
-      const double* qb = pl.q_pad + l0;
-      for (std::int64_t k = 0; k < K; ++k)
-        for (int j = 0; j < BL; ++j) x[k * BL + j] = qb[j] * zk[k];
-      sincos_block(x, K * BL, Wi, Wr);
-      for (std::int64_t t = 0; t < cnt; ++t) {
-        Ar[t] = ew[t];
-        Ai[t] = 0.0;
+      for (std::int64_t k = 0; k < K; ++k) {
+        double* er = Er + k * BL;
+        double* ei = Ei + k * BL;
+        const double* wr = Wr + k * BL;
+        const double* wi = Wi + k * BL;
+        for (std::int64_t g = 0; g < ng; ++g) {
+          const double sr = cb[g * K + k], si = sb[g * K + k];
+          const std::int64_t j0 = pl.seg_j[g0 + g], m = pl.seg_len[g0 + g];
+          if (m == 1) {
+            er[j0] = sr;
+            ei[j0] = si;
+            continue;
+          }
+          for (std::int64_t t = 0; t < m; ++t) {
+            er[j0 + t] = sr * wr[t] - si * wi[t];
+            ei[j0 + t] = sr * wi[t] + si * wr[t];
+          }
+        }
+        for (int j = nb; j < nch * VW; ++j) er[j] = ei[j] = 0.0;
       }
     }
-
-    // G[pair] = sum_e A_e W[site_e]
+    const double* Xr = whole ? Wr : Er;
+    const double* Xi = whole ? Wi : Ei;
     for (std::int64_t q = 0; q < P; ++q) {
       for (int ch = 0; ch < nch; ++ch) {
         vd accr = vzero(), acci = vzero();
-        for (std::int64_t t = eoff[q]; t < eoff[q + 1]; ++t) {
-          const std::int64_t off = ek[t] * BL + ch * VW;
-          const vd wr = vload(Wr + off), wi = vload(Wi + off);
-          const double a = Ar[t], c = Ai[t];
-          accr = accr + (wr * a - wi * c);
-          acci = acci + (wi * a + wr * c);
+        if (whole) {
+          for (std::int64_t t = eoff[q]; t < eoff[q + 1]; ++t) {
+            const std::int64_t off = ek[t] * BL + ch * VW;
+            const vd wr = vload(Xr + off), wi = vload(Xi + off);
+            const double a = Ar[t], c = Ai[t];
+            accr = accr + (wr * a - wi * c);
+            acci = acci + (wi * a + wr * c);
+          }
+        } else {
+          for (std::int64_t t = eoff[q]; t < eoff[q + 1]; ++t) {
+            const std::int64_t off = ek[t] * BL + ch * VW;
+            const double a = ew[t];
+            accr = accr + vload(Xr + off) * a;
+            acci = acci + vload(Xi + off) * a;
+          }
         }
         vstore(Gr + q * BL + ch * VW, accr);
         vstore(Gi + q * BL + ch * VW, acci);

@@ -21,8 +21,9 @@ constexpr int kWStep = 8;   // in-block multipliers: W[j] = W[j - kWStep] W[kWSt
 // Everything that does not depend on the structure, as plain arrays (owned by the caller).
 struct PlanView {
   std::int64_t n, S, E, P, NP, NSP, R, NL, NB, NLP, NCHA, VW;  // NLP = NB * kBlock, NCHA = NLP / VW
-  bool uniform, real_ff, real_phase;
-  double step;
+  std::int64_t NSEG;                 // segments of L (below)
+  bool have_w, real_ff, real_phase;  // have_w: some segment is longer than one point (recurrence)
+  double step;                       // qz spacing inside segments
   const std::int64_t* site_off;      // (S + 1): entries of site s are [site_off[s], site_off[s+1])
   const std::int64_t* pair_off;      // (P + 1): entries sorted by pair
   const std::int64_t* pair_entries;  // (E): entry indices, pair-major, stable
@@ -30,9 +31,14 @@ struct PlanView {
   const std::int64_t* sp_pairs;      // (P)
   const double* ph_re;               // (NP, P): pattern phase of each pair's column
   const double* ph_im;               // (NP, P)
-  const double* seed_q;              // (NB): qz at the first point of each block
-  const double* q_pad;               // (NB * kBlock): qz padded with zeros
-  double q_absmax;                   // max |qz|
+  // Segments: each block of kBlock points cut at the starts of qz's evenly spaced runs (points
+  // l > s of a run starting at s satisfy qz[l] = qz[s] + (l - s) step to 1e-13 max|qz|); an
+  // irregular point is a run of its own. Segment g: points [seg_j[g], seg_j[g] + seg_len[g]) of
+  // its block, exp(i qz z) = exp(i seg_q[g] z) exp(i t step z) at its point t.
+  const std::int64_t* seg_off;       // (NB + 1): segments of block b are [seg_off[b], seg_off[b+1])
+  const std::int64_t* seg_j;         // (NSEG): first point, relative to the block
+  const std::int64_t* seg_len;       // (NSEG): points
+  const double* seg_q;               // (NSEG): qz at the first point
   const double* sub_re;              // (R, NL)
   const double* sub_im;              // (R, NL)
   const double* ffc;                 // (R, NCHA, NSP, re[/im], VW): form factors, zero-padded

@@ -15,7 +15,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["PlanTables", "check_call", "check_tables"]
+__all__ = ["PlanTables", "check_call", "check_tables", "l_segments"]
+
+#: points per block of the kernels: segments never cross a block boundary
+BLOCK = 32
 
 
 class PlanTables(NamedTuple):
@@ -28,7 +31,7 @@ class PlanTables(NamedTuple):
     pattern_phase: np.ndarray   # complex128 (NP, C)
     rod_pattern: np.ndarray     # int64 (R,), in [0, NP)
     qz: np.ndarray              # float64 (NL,), Å⁻¹
-    uniform_step: float         # > 0: qz[l] = qz[0] + l · uniform_step; 0: arbitrary
+    uniform_step: float         # > 0: spacing of qz's evenly spaced runs (recurrence there); 0: none
     ff_re: np.ndarray           # float64 (NSP, R, NL)
     ff_im: np.ndarray           # float64 (NSP, R, NL) or (0,)
     substrate: np.ndarray       # complex128 (R, NL)
@@ -151,6 +154,29 @@ def check_tables(tables: PlanTables) -> PlanTables:
         raise ValueError(f"uniform_step must be a finite number >= 0, got {step!r}")
     return PlanTables(entry_site, entry_pair, pair_column, pair_species, pattern_phase, rod_pattern, qz, step,
                       ff_re, ff_im, substrate, S)
+
+
+def l_segments(qz: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """The segments of the L axis both kernels use: (first point (NSEG,), points (NSEG,)), int64.
+
+    qz (NL,) Å⁻¹ is cut into blocks of BLOCK points and each block at the starts of the evenly spaced runs
+    of spacing `step` (Å⁻¹): point l > s belongs to the run that starts at s if
+    |qz[l] − (qz[s] + (l − s)·step)| ≤ 1e-13·max|qz|; an irregular point is a run of its own, and with
+    step 0 every point is. Inside a segment the kernels continue exp(i qz z) from its first point by the
+    recurrence; segment starts get an exact sincos. Same cuts as the compiled plan (film_fields.cpp).
+    """
+    NL = qz.shape[0]
+    starts = np.ones(NL, bool)
+    tol = 1e-13 * float(np.abs(qz).max(initial=0.0))
+    s = 0
+    for l in range(1, NL if step > 0.0 else 1):
+        if abs(qz[l] - (qz[s] + float(l - s) * step)) <= tol:
+            starts[l] = False
+        else:
+            s = l
+    starts[::BLOCK] = True
+    first = np.flatnonzero(starts)
+    return first.astype(np.int64), np.diff(np.append(first, NL)).astype(np.int64)
 
 
 def _integer(name: str, value) -> int:

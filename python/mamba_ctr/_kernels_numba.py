@@ -9,12 +9,13 @@ size, accumulating in float64, so the bits do not depend on the thread count
 (nor on the other structures of the batch). The GIL is released while the
 loop runs.
 
-Site phases exp(i qz z): on uniform grids by recurrence, w[l0 + k] =
-seed(l0) * d^k, re-seeded every BLOCK = 32 points. The seeds (and whole rows on
-non-uniform grids) come from a branch-free, vectorisable fdlibm sincos (<= 1
-ulp, like libm) when every |qz z| of the structure is below 2^19, else from
-libm. Besides G, H and one row, each chunk holds the seeds of one structure,
-S * (NL/32 + 2) values.
+Site phases exp(i qz z): inside the evenly spaced runs of qz by recurrence, w[l0 + k] =
+seed(l0) * d^k, re-seeded at every segment start (`_kernel_args.l_segments`: blocks of
+BLOCK = 32 points cut where a run starts; an irregular point is its own segment). The
+seeds (and whole rows on grids without runs) come from a branch-free, vectorisable
+fdlibm sincos (<= 1 ulp, like libm) when every |qz z| of the structure is below 2^19,
+else from libm. Besides G, H and one row, each chunk holds the seeds of one structure,
+S * (NSEG + 1) values.
 """
 
 from __future__ import annotations
@@ -25,12 +26,10 @@ from typing import Any
 import numba
 import numpy as np
 
-from ._kernel_args import PlanTables, check_call, check_tables
+from ._kernel_args import BLOCK, PlanTables, check_call, check_tables, l_segments
 
 __all__ = ["Plan", "max_threads"]
 
-#: uniform grids: exact sincos every BLOCK points, recurrence in between
-BLOCK = 32
 #: structures per prange iteration (fixed; does not depend on the thread count)
 CHUNK = 8
 
@@ -88,15 +87,15 @@ def _sincos_scaled(q, zs, s_out, c_out):
 
 
 @numba.njit(cache=True, fastmath=False, nogil=True, boundscheck=False)
-def _site_row(zs, qz, step, fast, sd_s, sd_c, off, pw_re, pw_im, w_re, w_im):
-    """w[l] = exp(i qz[l] zs) for all l (recurrence on uniform grids).
+def _site_row(zs, qz, step, seg_l, seg_len, fast, sd_s, sd_c, off, pw_re, pw_im, w_re, w_im):
+    """w[l] = exp(i qz[l] zs) for all l (recurrence inside the segments when step > 0).
 
-    Uniform grids: w[l0 + k] = exp(i qz[l0] zs) * d^k with d = exp(i step zs),
-    an exact sincos seed every BLOCK points; the powers d^k (k < BLOCK) are
-    built by doubling (d^(h+k) = d^h d^k), so the dependency chain is short
-    and every step is a vectorisable loop. With `fast`, the seeds come
-    precomputed in sd_s/sd_c[off:] ([d, block 0, block 1, ...]) and non-uniform rows
-    use the vectorised sincos; otherwise libm sin/cos.
+    step > 0: w[l0 + k] = exp(i qz[l0] zs) * d^k with d = exp(i step zs) in the
+    segment of seg_len points starting at l0 = seg_l[g], an exact sincos seed per
+    segment; the powers d^k (k < BLOCK) are built by doubling (d^(h+k) = d^h d^k),
+    so the dependency chain is short and every step is a vectorisable loop. With
+    `fast`, the seeds come precomputed in sd_s/sd_c[off:] ([d, segment 0, segment 1,
+    ...]) and rows without segments use the vectorised sincos; otherwise libm sin/cos.
     """
     NL = qz.shape[0]
     if step > 0.0:
@@ -120,20 +119,16 @@ def _site_row(zs, qz, step, fast, sd_s, sd_c, off, pw_re, pw_im, w_re, w_im):
                 pw_re[h + k] = ar * cr - ai * ci
                 pw_im[h + k] = ar * ci + ai * cr
             h *= 2
-        n_blocks = (NL + BLOCK - 1) // BLOCK
-        for b in range(n_blocks):
-            l0 = b * BLOCK
+        for g in range(seg_l.shape[0]):
+            l0 = seg_l[g]
             if fast:
-                sr = sd_c[off + b + 1]
-                si = sd_s[off + b + 1]
+                sr = sd_c[off + g + 1]
+                si = sd_s[off + g + 1]
             else:
                 arg = qz[l0] * zs
                 sr = math.cos(arg)
                 si = math.sin(arg)
-            if l0 + BLOCK <= NL:
-                _block_product(sr, si, pw_re, pw_im, w_re, w_im, l0, BLOCK)
-            else:
-                _block_product(sr, si, pw_re, pw_im, w_re, w_im, l0, NL - l0)
+            _block_product(sr, si, pw_re, pw_im, w_re, w_im, l0, seg_len[g])
     elif fast:
         _sincos_scaled(qz, zs, w_im, w_re)
     else:
@@ -145,7 +140,8 @@ def _site_row(zs, qz, step, fast, sd_s, sd_c, off, pw_re, pw_im, w_re, w_im):
 
 @numba.njit(cache=True, fastmath=False, nogil=True, boundscheck=False)
 def _one_structure(i, z, weight, entry_site, entry_pair, pair_column, pair_species,
-                   ph_re, ph_im, real_phase, rod_pattern, qz, step, seed_q, qz_max,
+                   ph_re, ph_im, real_phase, sp_off, sp_pairs, rod_pattern, qz, step, seg_l, seg_len,
+                   seed_q, qz_max,
                    ff_re, ff_im, has_ffim, sub_re, sub_im, rough, has_rough,
                    u_out, write_u, i_out, write_i,
                    G_re, G_im, H_re, H_im, w_re, w_im, pw_re, pw_im, sd_arg, sd_s, sd_c):
@@ -184,7 +180,7 @@ def _one_structure(i, z, weight, entry_site, entry_pair, pair_column, pair_speci
                 nonzero = True
             e_end += 1
         if nonzero:
-            _site_row(z[i, s], qz, step, fast, sd_s, sd_c, s * NB, pw_re, pw_im, w_re, w_im)
+            _site_row(z[i, s], qz, step, seg_l, seg_len, fast, sd_s, sd_c, s * NB, pw_re, pw_im, w_re, w_im)
             for ee in range(e, e_end):
                 wt = weight[i, ee]
                 if wt != 0.0:
@@ -194,25 +190,32 @@ def _one_structure(i, z, weight, entry_site, entry_pair, pair_column, pair_speci
                         G_im[p, l] += wt * w_im[l]
         e = e_end
 
-    # ---- H[pat, sp, l] = sum_pairs phase[pat, column] * G[pair, l]
-    for q in range(NP * NSP):
-        for l in range(NL):
-            H_re[q, l] = 0.0
-            H_im[q, l] = 0.0
+    # ---- H[pat, sp, l] = sum_pairs phase[pat, column] * G[pair, l]: the pairs of each species (sp_pairs,
+    # sp_off) two per pass over l, so that each pass reads and writes the H row once for two pairs
     for pat in range(NP):
-        for p in range(P):
-            c = pair_column[p]
-            a = ph_re[pat, c]
-            b = ph_im[pat, c]
-            q = pat * NSP + pair_species[p]
-            if real_phase:
-                for l in range(NL):
-                    H_re[q, l] += a * G_re[p, l]
-                    H_im[q, l] += a * G_im[p, l]
-            else:
-                for l in range(NL):
-                    H_re[q, l] += a * G_re[p, l] - b * G_im[p, l]
-                    H_im[q, l] += a * G_im[p, l] + b * G_re[p, l]
+        for sp in range(NSP):
+            q = pat * NSP + sp
+            for l in range(NL):
+                H_re[q, l] = 0.0
+                H_im[q, l] = 0.0
+            t = sp_off[sp]
+            t_end = sp_off[sp + 1]
+            while t < t_end:
+                p1 = sp_pairs[t]
+                p2 = sp_pairs[t + 1] if t + 1 < t_end else p1
+                a1 = ph_re[pat, pair_column[p1]]
+                b1 = ph_im[pat, pair_column[p1]]
+                a2 = ph_re[pat, pair_column[p2]] if t + 1 < t_end else 0.0
+                b2 = ph_im[pat, pair_column[p2]] if t + 1 < t_end else 0.0
+                if real_phase:
+                    for l in range(NL):
+                        H_re[q, l] += a1 * G_re[p1, l] + a2 * G_re[p2, l]
+                        H_im[q, l] += a1 * G_im[p1, l] + a2 * G_im[p2, l]
+                else:
+                    for l in range(NL):
+                        H_re[q, l] += (a1 * G_re[p1, l] - b1 * G_im[p1, l]) + (a2 * G_re[p2, l] - b2 * G_im[p2, l])
+                        H_im[q, l] += (a1 * G_im[p1, l] + b1 * G_re[p1, l]) + (a2 * G_im[p2, l] + b2 * G_re[p2, l])
+                t += 2
 
     # ---- U[r, l] = sum_sp ff[sp, r, l] * H[pattern(r), sp, l];  I = |S + U|^2 rough
     # (species taken two per pass over l; the additions keep the order sp = 0, 1, 2, ...)
@@ -283,7 +286,8 @@ def _one_structure(i, z, weight, entry_site, entry_pair, pair_column, pair_speci
 
 @numba.njit(parallel=True, cache=True, fastmath=False, nogil=True, boundscheck=False)
 def _film_fields_core(z, weight, entry_site, entry_pair, pair_column, pair_species,
-                      ph_re, ph_im, real_phase, rod_pattern, qz, step, seed_q, qz_max,
+                      ph_re, ph_im, real_phase, sp_off, sp_pairs, rod_pattern, qz, step, seg_l, seg_len,
+                      seed_q, qz_max,
                       ff_re, ff_im, has_ffim, sub_re, sub_im, rough, has_rough,
                       u_out, write_u, i_out, write_i):
     n = z.shape[0]
@@ -306,7 +310,8 @@ def _film_fields_core(z, weight, entry_site, entry_pair, pair_column, pair_speci
         i_end = min(n, (ch + 1) * CHUNK)
         for i in range(ch * CHUNK, i_end):
             _one_structure(i, z, weight, entry_site, entry_pair, pair_column, pair_species,
-                           ph_re, ph_im, real_phase, rod_pattern, qz, step, seed_q, qz_max,
+                           ph_re, ph_im, real_phase, sp_off, sp_pairs, rod_pattern, qz, step, seg_l, seg_len,
+                   seed_q, qz_max,
                            ff_re, ff_im, has_ffim, sub_re, sub_im, rough, has_rough,
                            u_out, write_u, i_out, write_i,
                            G_re, G_im, H_re, H_im, w_re, w_im, pw_re, pw_im,
@@ -325,12 +330,22 @@ class Plan:
         self._ph_re = np.ascontiguousarray(t.pattern_phase.real)
         self._ph_im = np.ascontiguousarray(t.pattern_phase.imag)
         self._real_phase = bool(np.all(self._ph_im == 0.0))
+        # pairs grouped by species (stable): those of species sp are sp_pairs[sp_off[sp]:sp_off[sp + 1]]
+        self._sp_pairs = np.argsort(t.pair_species, kind="stable").astype(np.int64)
+        self._sp_off = np.searchsorted(t.pair_species[self._sp_pairs], np.arange(t.ff_re.shape[0] + 1)).astype(np.int64)
         self._ff_im = t.ff_im if t.ff_im.size else np.zeros((0, 0, 0))
         self._sub_re = np.ascontiguousarray(t.substrate.real)
         self._sub_im = np.ascontiguousarray(t.substrate.imag)
-        # sincos arguments per site on uniform grids: [step, qz[0], qz[BLOCK], qz[2 BLOCK], ...] * z
-        self._seed_q = np.concatenate(([t.uniform_step], t.qz[::BLOCK])) if t.uniform_step > 0 else np.zeros(0)
-        self._qz_max = float(max(np.abs(t.qz).max(initial=0.0), t.uniform_step))
+        # segments of the L axis; sincos arguments per site: [step, qz[seg_l[0]], qz[seg_l[1]], ...] * z,
+        # or none (every point its own sincos) where no segment is longer than one point
+        seg_l, seg_len = l_segments(t.qz, t.uniform_step)
+        recurrence = bool(np.any(seg_len > 1))
+        self._step = t.uniform_step if recurrence else 0.0
+        none = np.zeros(0, np.int64)
+        self._seg_l: np.ndarray = seg_l if recurrence else none
+        self._seg_len: np.ndarray = seg_len if recurrence else none
+        self._seed_q = np.concatenate(([self._step], t.qz[seg_l])) if recurrence else np.zeros(0)
+        self._qz_max = float(max(np.abs(t.qz).max(initial=0.0), self._step))
 
     def run(self, z, weight, rough=None, film_field: np.ndarray | None = None,
             intensity: np.ndarray | None = None, threads: int = 0) -> None:
@@ -350,8 +365,9 @@ class Plan:
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
         try:
             _film_fields_core(z, weight, t.entry_site, t.entry_pair, t.pair_column, t.pair_species,
-                              self._ph_re, self._ph_im, self._real_phase, t.rod_pattern, t.qz, t.uniform_step,
-                              self._seed_q, self._qz_max, t.ff_re, self._ff_im, t.ff_im.size > 0,
+                              self._ph_re, self._ph_im, self._real_phase, self._sp_off, self._sp_pairs,
+                              t.rod_pattern, t.qz, self._step, self._seg_l, self._seg_len, self._seed_q,
+                              self._qz_max, t.ff_re, self._ff_im, t.ff_im.size > 0,
                               self._sub_re, self._sub_im, rough if rough is not None else np.zeros((0, 0)),
                               rough is not None, u_view, film_field is not None, i_view, intensity is not None)
         finally:

@@ -41,7 +41,7 @@ struct PlanTables {
   const std::complex<double>* pattern_phase = nullptr;  // (NP, C)
   const std::int64_t* rod_pattern = nullptr;         // (R,), in [0, NP)
   const double* qz = nullptr;                        // (NL,), finite
-  double uniform_step = 0.0;  // > 0: qz[l] = qz[0] + l * uniform_step (recurrence); 0: arbitrary
+  double uniform_step = 0.0;  // > 0: spacing of qz's evenly spaced runs (recurrence there); 0: none
   const double* ff_re = nullptr;                     // (NSP, R, NL)
   const double* ff_im = nullptr;                     // (NSP, R, NL), or null: real form factors
   const std::complex<double>* substrate = nullptr;   // (R, NL)

@@ -94,6 +94,17 @@ class Grid:
             return float(step)
         return 0.0
 
+    @property
+    def L_run_step(self) -> float:
+        """ΔL of the evenly spaced runs of L (the kernels' recurrence runs inside them, docs/kernel.md):
+        `uniform_L_step` when L is one arithmetic progression, else the median spacing of consecutive
+        points (a grid with gaps), 0 if that is not positive."""
+        step = self.uniform_L_step
+        if step > 0 or self.L.size < 2:
+            return step
+        median = float(np.median(np.diff(self.L)))
+        return median if median > 0 else 0.0
+
     def same_as(self, other: Grid) -> bool:
         """True if both grids sample the same points (exactly)."""
         return (

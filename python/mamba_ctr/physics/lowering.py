@@ -99,7 +99,7 @@ def grid_tables(model: StructureModel, grid: Grid) -> GridTables:
         pair_species=np.array([p[1] for p in pairs], np.int64),
         pattern_phase=np.ascontiguousarray(patterns, dtype=np.complex128),
         rod_pattern=np.asarray(rod_pattern, np.int64).reshape(-1), qz=np.ascontiguousarray(grid.qz),
-        uniform_step=2 * np.pi * grid.uniform_L_step / grid.c_ref, ff_re=ff_re, ff_im=ff_im,
+        uniform_step=2 * np.pi * grid.L_run_step / grid.c_ref, ff_re=ff_re, ff_im=ff_im,
         substrate=substrate_field(model, grid), n_sites=model.n_layers * S,
     )
     return GridTables(kernel=kernel, scatterer_names=names, entry_layer=np.asarray(entry_layer, np.int64),
