@@ -130,3 +130,18 @@ def test_resample_rod_interpolates_ln_I_and_masks_gaps():
     assert not empty.any()
     with pytest.raises(InputError):
         resample_rod(L, intensity[:-1], model_L)
+
+
+def test_compare_has_one_noisy_condition_per_count_level(tmp_path):
+    from mamba_ctr.workflows import compare
+
+    config = compare.Config(out=tmp_path / "c", presets=("paper-4L",), n=2, methods=("lsq",), counts=(100, 1e4))
+    cases = compare._cases(config, "paper-4L")
+    assert list(cases) == ["noise-free", "counts=1e+02", "counts=1e+04"]
+    rel = [np.abs(cases[c].intensity / cases["noise-free"].intensity - 1)[..., ~cases[c].preset.grid.bragg].mean()
+           for c in ("counts=1e+02", "counts=1e+04")]
+    assert rel[0] > 3 * rel[1]
+    assert list(compare._cases(compare.Config(out=tmp_path / "d", presets=("paper-4L",), n=1, methods=("lsq",)),
+                               "paper-4L")) == ["noise-free", "noisy"]
+    with pytest.raises(InputError, match="counts"):
+        compare.Config(out=tmp_path / "e", methods=("lsq",), counts=(100, 0))

@@ -72,6 +72,13 @@ class InputTransform:
         name = (checkpoint.metadata.get("train_config") or {}).get("input", "standardised")
         return cls.of(name, checkpoint.normalisation, checkpoint.grid.bragg)
 
+    def admissible(self, intensity: np.ndarray) -> np.ndarray:
+        """Measured intensities as this input takes them: the standardised input needs I > 0 everywhere, so zero
+        or negative counts become 1e-30 (ln I = −69); the scale-free input masks them (returned unchanged)."""
+        if self.name == "scale-free":
+            return intensity
+        return np.maximum(intensity, 1e-30)
+
     def __call__(self, intensity: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         if self.name == "scale-free":
             measured = ~self.bragg if mask is None else (np.asarray(mask, dtype=bool) & ~self.bragg)

@@ -153,11 +153,12 @@ def plot_evaluation(out: str | Path, preset: PerovskitePreset, report: Mapping, 
 def plot_method_comparison(rows: Sequence[Mapping], methods: Sequence[str], groups: Sequence[str],
                            path: str | Path | None = None):
     """Mean R² over `groups` of each method (lines) against the preset, one panel per condition (noise-free,
-    noisy). `rows`: table rows with keys preset, method, condition and R2_<group>."""
-    fig = new_figure(figsize=(11, 4), layout="constrained")
-    axes = fig.subplots(1, 2, sharey=True)
+    noisy or one per count level). `rows`: table rows with keys preset, method, condition and R2_<group>."""
+    conditions = list(dict.fromkeys(row["condition"] for row in rows)) or ["noise-free"]
+    fig = new_figure(figsize=(1 + 5 * len(conditions), 4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(conditions), sharey=True))
     presets = list(dict.fromkeys(row["preset"] for row in rows))
-    for ax, condition in zip(axes, ("noise-free", "noisy"), strict=True):
+    for ax, condition in zip(axes, conditions, strict=True):
         for method in methods:
             mean_r2 = []
             for name in presets:
@@ -170,5 +171,5 @@ def plot_method_comparison(rows: Sequence[Mapping], methods: Sequence[str], grou
         ax.set_ylim(-0.2, 1.02)
         ax.set_xlabel("preset")
     axes[0].set_ylabel("mean R² over atom types")
-    axes[1].legend(fontsize=8)
+    axes[-1].legend(fontsize=8)
     return save(fig, path)

@@ -12,8 +12,9 @@ Methods (labels of physics.md recovered from intensities alone):
   first `n_global` structures only.
 
 The fits are given each structure's true number of film layers (they fit a fixed layer count); the network and
-COBRA are not. Noise (`mamba_ctr.baselines.noise`): Poisson counts (`counts` at each rod's median point) and
-lognormal per-rod scale errors of `rod_scale`, the same draw for every method. Outputs: compare.csv,
+COBRA are not. Noise (`mamba_ctr.baselines.noise`): Poisson counts (each of `counts` at each rod's median point,
+one condition per level) and lognormal per-rod scale errors of `rod_scale`, the same draw for every method.
+Outputs: compare.csv,
 compare.md, compare.png: mean R² per atom type (the paper's outlier rule) and median seconds per structure for
 each method × preset × condition.
 """
@@ -53,7 +54,9 @@ class Config:
     models: dict[str, str] = field(default_factory=dict, metadata={
         "help": "PRESET=MODEL[,...]: the model (shipped name, training directory or checkpoint) of each preset for "
                 "the mamba methods"})
-    counts: float = field(default=1000.0, metadata={"help": "noisy case: Poisson counts at each rod's median point"})
+    counts: tuple[float, ...] = field(default=(1000.0,), metadata={
+        "help": "noisy cases: comma-separated Poisson counts at each rod's median point, one condition each "
+                "(e.g. 100,1000,10000,100000,1000000: the table of R² against count level)"})
     rod_scale: float = field(default=0.03, metadata={"help": "noisy case: lognormal per-rod scale spread"})
     n_global: int = field(default=3, metadata={"help": "structures for de (slow)"})
     noise_seed: int = field(default=0, metadata={"help": "seed of the noise"})
@@ -74,8 +77,10 @@ class Config:
             if missing:
                 raise InputError(f"the mamba methods need a model for every preset; none given for {missing} "
                                  f"(models: PRESET=MODEL, e.g. paper-12L=paper-12L)")
-        if not (self.counts > 0 and 0 <= self.rod_scale < 1):
-            raise InputError(f"need counts > 0 and 0 ≤ rod_scale < 1, got {self.counts!r}, {self.rod_scale!r}")
+        self.counts = tuple(float(c) for c in self.counts)
+        if not (self.counts and all(c > 0 for c in self.counts) and 0 <= self.rod_scale < 1):
+            raise InputError(f"need counts > 0 (at least one) and 0 ≤ rod_scale < 1, got {self.counts!r}, "
+                             f"{self.rod_scale!r}")
 
 
 @dataclass
@@ -90,6 +95,7 @@ class _Case:
 
 def _mamba(case: _Case, config: Config, cache: dict) -> tuple[dict, np.ndarray]:
     from .. import models
+    from ..nn.inputs import InputTransform
     from ..nn.predict import predict_field
     from ..reconstruct import extract_labels
 
@@ -98,7 +104,7 @@ def _mamba(case: _Case, config: Config, cache: dict) -> tuple[dict, np.ndarray]:
         cache[case.model] = models.load(case.model)
     checkpoint = cache[case.model]
     started = time.perf_counter()
-    field_ = predict_field(checkpoint, np.maximum(case.intensity, 1e-30))
+    field_ = predict_field(checkpoint, InputTransform.of_checkpoint(checkpoint).admissible(case.intensity))
     labels = extract_labels(field_, case.preset.grid, case.preset)
     seconds = (time.perf_counter() - started) / len(case.n_film)
     cache[("mamba", id(case))] = labels
@@ -187,11 +193,18 @@ def _cases(config: Config, name: str) -> dict[str, _Case]:
     intensity = simulate(structures, preset.grid, dtype="float64").intensity
     truth = preset.labels(structures)
     n_film = preset.parameters(structures)["n_film"].astype(int)
-    noisy = add_noise(intensity, preset.grid, NoiseModel(counts=config.counts, rod_scale=config.rod_scale,
-                                                         seed=config.noise_seed))
     model = config.models.get(name)
-    return {"noise-free": _Case(preset, intensity, None, truth, n_film, model),
-            "noisy": _Case(preset, noisy.intensity, noisy.sigma, truth, n_film, model)}
+    cases = {"noise-free": _Case(preset, intensity, None, truth, n_film, model)}
+    for counts in config.counts:
+        noisy = add_noise(intensity, preset.grid, NoiseModel(counts=counts, rod_scale=config.rod_scale,
+                                                             seed=config.noise_seed))
+        cases[_condition(config, counts)] = _Case(preset, noisy.intensity, noisy.sigma, truth, n_film, model)
+    return cases
+
+
+def _condition(config: Config, counts: float) -> str:
+    """The noisy condition's name: "noisy" for the one default level, else "counts=1e+03"."""
+    return "noisy" if len(config.counts) == 1 else f"counts={counts:.0e}"
 
 
 def run(config: Config) -> Result:
@@ -233,7 +246,8 @@ def _write(config: Config, rows: list[dict[str, Any]]) -> str:
     for row in rows:
         lines.append(f"| {row['preset']} | {row['condition']} | {row['method']} | {row['n']} | "
                      f"{r2_cells(row)} | {row['outliers']} | {row['median_s']:.3g} |")
-    lines.append(f"\nmamba-ctr {__version__}; noise: {config.counts:g} counts at each rod's median, rod scale "
+    lines.append(f"\nmamba-ctr {__version__}; noise: {'/'.join(f'{c:g}' for c in config.counts)} counts at each "
+                 f"rod's median, rod scale "
                  f"{config.rod_scale:g}; seed {TEST_SEED}")
     text = "\n".join(lines) + "\n"
     _files.write_text(out / "compare.md", text)

@@ -52,6 +52,11 @@ class Config:
     example: int = field(default=0, metadata={"help": "index (within the n) of the structure drawn in the "
                                                       "single-structure figures"})
     overwrite: bool = field(default=False, metadata={"help": "replace an earlier evaluation in out"})
+    counts: float = field(default=0.0, metadata={"help": "Poisson counts at each rod's median point added to the "
+                                                         "intensities before the prediction (0: noise-free)"})
+    rod_scale: float = field(default=0.0, metadata={"help": "with counts: lognormal per-rod scale spread"})
+    scale: float = field(default=1.0, metadata={"help": "a global factor on the intensities (the scale test)"})
+    noise_seed: int = field(default=0, metadata={"help": "with counts: seed of the noise"})
 
     def __post_init__(self) -> None:
         self.data, self.out = Path(self.data), output_dir(self.out)
@@ -62,6 +67,10 @@ class Config:
             raise InputError(f"example must be < n = {self.n}, got {self.example}")
         if not self.data.is_file():
             raise InputError(f"no dataset file {self.data}")
+        check_count("noise_seed", self.noise_seed, 0)
+        if not (self.counts >= 0 and 0 <= self.rod_scale < 1 and 0 < self.scale < float("inf")):
+            raise InputError(f"need counts ≥ 0, 0 ≤ rod_scale < 1 and a finite scale > 0, got {self.counts!r}, "
+                             f"{self.rod_scale!r}, {self.scale!r}")
         if (self.out / "prediction.h5").exists():  # another command's results are never mixed with these
             raise InputError(f"{self.out} holds a prediction (mamba-ctr predict); give evaluate its own --out")
         if (self.out / "metrics.json").exists() and not self.overwrite:
@@ -138,13 +147,15 @@ def run(config: Config) -> Result:
     """Evaluate `config.model` on `config.data` and write the files of the module docstring; `Result.value` is
     the report (the content of metrics.json)."""
     from .. import models
+    from ..nn.inputs import InputTransform
     from ..nn.predict import predict_field
 
     checkpoint = models.load(config.model)
     preset, intensity, true_field, true_labels = read_test_set(config.data, config.start, config.n)
     _check_compatible(checkpoint, preset, config.data)
+    measured = _measured(config, preset, intensity)
     started = time.perf_counter()
-    predicted_field = predict_field(checkpoint, intensity)
+    predicted_field = predict_field(checkpoint, InputTransform.of_checkpoint(checkpoint).admissible(measured))
     predict_s = time.perf_counter() - started
     started = time.perf_counter()
     predicted_labels = extract_labels(predicted_field, preset.grid, preset)
@@ -154,7 +165,9 @@ def run(config: Config) -> Result:
     report = structure_report(preset, true_labels, predicted_labels, reference_labels)
     report.update({
         "model": str(config.model), "architecture": checkpoint.arch, "data": str(config.data),
-        "rows": [config.start, config.start + config.n], "preset": preset.name, "mamba_ctr_version": __version__,
+        "rows": [config.start, config.start + config.n], "preset": preset.name,
+        "noise": {"counts": config.counts, "rod_scale": config.rod_scale, "scale": config.scale,
+                  "noise_seed": config.noise_seed}, "mamba_ctr_version": __version__,
         "field_mae": mae, "field_mae_per_rod": {f"{h}{k}": float(v) for h, k, v in
                                                 zip(preset.grid.h, preset.grid.k, mae_per_rod, strict=True)},
         "seconds_per_structure": {"network": predict_s / config.n, "extraction": extract_s / config.n},
@@ -169,6 +182,17 @@ def run(config: Config) -> Result:
             plot_evaluation(config.out, preset, report, true_labels, predicted_labels, true_field, predicted_field,
                             start=config.start, example=config.example)
     return Result(report, f"{summary(report)}\nfiles in {config.out}")
+
+
+def _measured(config: Config, preset: PerovskitePreset, intensity: np.ndarray) -> np.ndarray:
+    """The intensities as measured: × scale, with counting noise and rod scales when counts > 0 (structure i of
+    the file draws from the noise stream (noise_seed, start + i))."""
+    if config.counts > 0:
+        from ..baselines import NoiseModel, add_noise
+
+        intensity = add_noise(intensity, preset.grid, NoiseModel(counts=config.counts, rod_scale=config.rod_scale,
+                                                                 seed=config.noise_seed), start=config.start).intensity
+    return intensity * config.scale
 
 
 def summary(report: dict[str, Any]) -> str:
