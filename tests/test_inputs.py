@@ -9,7 +9,7 @@ import torch
 from mamba_ctr.data.torch_data import Normalisation
 from mamba_ctr.errors import InputError
 from mamba_ctr.nn import build
-from mamba_ctr.nn.inputs import InputTransform, resample_rod, scale_free
+from mamba_ctr.nn.inputs import InputTransform, resample_rod, rods_on_grid, scale_free
 from mamba_ctr.physics import Grid
 from mamba_ctr.simulate import network_input
 
@@ -145,3 +145,18 @@ def test_compare_has_one_noisy_condition_per_count_level(tmp_path):
                                "paper-4L")) == ["noise-free", "noisy"]
     with pytest.raises(InputError, match="counts"):
         compare.Config(out=tmp_path / "e", methods=("lsq",), counts=(100, 0))
+
+
+def test_measured_rods_on_a_model_grid():
+    from mamba_ctr.io.measured import MeasuredRods
+
+    grid = _grid(rods=3, n_L=40)  # rods 00, 10, 20; L 0.05 … 2.0 in steps of 0.05
+    L = np.arange(0.5, 1.6, 0.01)
+    h = np.r_[np.zeros(L.size), np.ones(L.size), np.full(L.size, 3)]
+    F = np.exp(-np.tile(L, 3))
+    measured = MeasuredRods.from_points(h, np.zeros(h.size), np.tile(L, 3), F, quantity="F")
+    intensity, mask, left_out = rods_on_grid(measured, grid)
+    assert left_out == ["3 0"] and not mask[2].any()
+    inside = (grid.L >= 0.5) & (grid.L <= L[-1])
+    assert (mask[0] == inside).all() and (mask[1] == inside).all()
+    np.testing.assert_allclose(intensity[0][inside], np.exp(-2 * grid.L[inside]), rtol=1e-9)

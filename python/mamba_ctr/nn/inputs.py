@@ -11,7 +11,8 @@ Two transforms, named in a checkpoint's metadata (``train_config.input``; absent
   point, or I not finite or ≤ 0 (counts of zero, over-subtracted background).
 
 `resample_rod` puts a measured rod (its own L points) on a model's uniform L grid: linear interpolation of ln I,
-and a model point farther than one model step from every measured point (or outside the measured range) masked.
+and a model point farther than one model step from every measured point (or outside the measured range) masked;
+`rods_on_grid` does it for every rod of a measured file (io.MeasuredRods) whose (h, k) the model's grid has.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["INPUTS", "InputTransform", "TrainingInput", "resample_rod", "scale_free"]
+__all__ = ["INPUTS", "InputTransform", "TrainingInput", "resample_rod", "rods_on_grid", "scale_free"]
 
 INPUTS = ("standardised", "scale-free")
 
@@ -140,3 +141,22 @@ def _nearest_distance(L: np.ndarray, model_L: np.ndarray) -> np.ndarray:
     right = np.clip(np.searchsorted(L, model_L), 0, L.size - 1)
     left = np.clip(right - 1, 0, L.size - 1)
     return np.minimum(np.abs(model_L - L[left]), np.abs(model_L - L[right]))
+
+
+def rods_on_grid(measured: Any, grid: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Measured rods (io.MeasuredRods, |F| or I) on a model grid: (I, mask) (R, NL) and the measured rods the grid
+    lacks ("h k" strings, left out). Model rods never measured are masked entirely (a scale-free model takes them;
+    the mask says so)."""
+    rods = measured.as_quantity("I")
+    model_L = np.asarray(grid.L, dtype=np.float64)
+    intensity = np.ones(grid.shape)
+    mask = np.zeros(grid.shape, dtype=bool)
+    where = {(float(h), float(k)): r for r, (h, k) in enumerate(zip(grid.h, grid.k, strict=True))}
+    left_out = []
+    for rod in rods.rods():
+        r = where.get((float(rod.key[0]), float(rod.key[1])))
+        if r is None:
+            left_out.append(f"{rod.key[0]} {rod.key[1]}")
+            continue
+        intensity[r], mask[r] = resample_rod(rod.l, rod.value, model_L)
+    return intensity, mask, left_out
