@@ -217,8 +217,8 @@ def file_stats(path: str | os.PathLike, start: int | None = None, stop: int | No
     from .hdf5 import open_complete
 
     path = Path(path)
-    with open_complete(path) as f:
-        try:
+    try:
+        with open_complete(path) as f:
             stats = None
             if not recompute and "stats" in f:
                 stored = Stats.read(f["stats"])
@@ -228,8 +228,10 @@ def file_stats(path: str | os.PathLike, start: int | None = None, stop: int | No
             if stats is None:
                 with np.errstate(invalid="ignore", divide="ignore"):  # checked below, not warned about
                     stats = compute(f, start, stop)
-        except (OSError, KeyError) as error:
-            raise InputError(f"{path} is corrupt or truncated ({error})") from None
+    except (InputError, FileNotFoundError):
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as error:  # what h5py raises on damage
+        raise InputError(f"{path} is corrupt or truncated ({' '.join(str(error).split())[:200]})") from None
     bad = [name for name, m in (("X = ln I", stats.x), ("Re U", stats.u_re), ("Im U", stats.u_im))
            if not (np.all(np.isfinite(m.mean)) and np.all(np.isfinite(m.m2)))]
     if bad:  # a NaN mean is never a statistic: flipped bytes, an I ≤ 0 or a NaN in the file

@@ -37,13 +37,22 @@ def read_intensities(path: str | os.PathLike, grid: Grid) -> np.ndarray:
 def _read_hdf5(path: Path, grid: Grid) -> np.ndarray:
     from ..data.hdf5 import open_complete, read_grid
 
-    with open_complete(path) as f:
-        if "intensity" not in f or "grid" not in f:
-            raise InputError(f"{path} has no /intensity and /grid (the mamba-ctr HDF5 layout)")
-        stored = read_grid(f["grid"])
-        if not stored.same_as(grid):
-            raise InputError(f"{path} holds rods on another grid ({stored!r}) than the model's ({grid!r})")
-        return np.asarray(f["intensity"][()], dtype=np.float64)
+    try:
+        with open_complete(path) as f:
+            if "intensity" not in f or "grid" not in f:
+                raise InputError(f"{path} has no /intensity and /grid (the mamba-ctr HDF5 layout)")
+            stored = read_grid(f["grid"])
+            if not stored.same_as(grid):
+                raise InputError(f"{path} holds rods on another grid ({stored!r}) than the model's ({grid!r})")
+            intensity = np.asarray(f["intensity"][()], dtype=np.float64)
+    except InputError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError) as error:  # h5py on damage
+        raise InputError(f"{path} is corrupt or not a mamba-ctr rods file ({type(error).__name__}: "
+                         f"{' '.join(str(error).split())[:200]})") from None
+    if intensity.ndim != 3 or intensity.shape[1:] != grid.shape:
+        raise InputError(f"{path}: /intensity has shape {intensity.shape}, expected (n, {grid.n_rods}, {grid.n_L})")
+    return intensity
 
 
 def _read_csv(path: Path, grid: Grid) -> np.ndarray:

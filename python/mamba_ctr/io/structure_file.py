@@ -62,11 +62,16 @@ def structure_from_dict(spec: dict, source: str = "structure") -> tuple[Perovski
     unknown = set(spec) - {"preset", "layers", "beta"}
     if unknown:
         raise InputError(f"{source}: unknown keys {sorted(unknown)}; expected preset, layers, beta")
+    name = spec.get("preset", "paper-12L")
+    if not isinstance(name, str):
+        raise InputError(f"{source}: preset must be a preset name such as \"paper-12L\", got {name!r:.80}")
     try:
-        preset = presets.get(spec.get("preset", "paper-12L"))
+        preset = presets.get(name)
     except ValueError as error:  # an unknown preset name
         raise InputError(f"{source}: {error}") from None
     layers = spec.get("layers", {})
+    if not isinstance(layers, dict):
+        raise InputError(f"{source}: layers must be a table of per-layer lists ([layers]), got {layers!r:.80}")
     unknown = set(layers) - set(LAYER_KEYS)
     if unknown:
         raise InputError(f"{source}: unknown [layers] keys {sorted(unknown)}; expected {', '.join(LAYER_KEYS)}")
@@ -79,11 +84,15 @@ def structure_from_dict(spec: dict, source: str = "structure") -> tuple[Perovski
         if array.shape != (preset.n_layers,):
             raise InputError(f"{source}: layers.{key} must have {preset.n_layers} values (one per layer of "
                              f"{preset.name}), got {array.size}")
+        if not np.all(np.isfinite(array)):
+            raise InputError(f"{source}: layers.{key} must be finite numbers, got {array.tolist()}")
         values[key] = array[None]
-    beta = float(spec.get("beta", 0.0))
+    beta = spec.get("beta", 0.0)
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not np.isfinite(beta):
+        raise InputError(f"{source}: beta must be a finite number (β roughness), got {beta!r:.80}")
     # LAYER_KEYS are the seven per-layer arguments that precede beta
     try:  # the model checks the values (e.g. occupancy in [0, 1])
-        structures = preset.from_parameters(*(values[key] for key in LAYER_KEYS), beta=beta)  # type: ignore[misc]
+        structures = preset.from_parameters(*(values[key] for key in LAYER_KEYS), beta=float(beta))  # type: ignore[misc]
     except ValueError as error:
         raise InputError(f"{source}: {error}") from None
     return preset, structures

@@ -140,8 +140,8 @@ def read_cif(path: str | Path) -> AtomStructure:
         raise InputError('reading CIF needs gemmi: pip install "mamba-ctr[structure]"') from None
     try:
         small = gemmi.read_small_structure(str(path))
-    except (RuntimeError, ValueError, OSError) as error:
-        raise InputError(f"cannot read CIF {path}: {error}") from None
+    except (RuntimeError, ValueError, OSError, IndexError) as error:  # IndexError: gemmi on an empty file
+        raise InputError(f"cannot read CIF {path}: {' '.join(str(error).split())}") from None
     cell = small.cell
     atoms = []
     for site in small.get_all_unit_cell_sites():

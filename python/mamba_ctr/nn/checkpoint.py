@@ -164,31 +164,69 @@ def load_checkpoint(path: str | os.PathLike, *, grid: Grid | None = None, preset
         metadata = json.loads(meta_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"{meta_path} is not valid JSON ({error})") from None
-    version = metadata.get("format_version")
-    if metadata.get("format") != FORMAT or version not in (1, FORMAT_VERSION):
+    except OSError as error:
+        raise InputError(f"cannot read {meta_path} ({error})") from None
+    version = metadata.get("format_version") if isinstance(metadata, dict) else None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT or version not in (1, FORMAT_VERSION):
         raise InputError(f"{meta_path} is not a {FORMAT} file of version 1 or {FORMAT_VERSION}")
-    stored_grid = Grid(**metadata["grid"])
+    try:
+        stored_grid = Grid(**metadata["grid"])
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError) as error:
+        raise InputError(f"{meta_path}: its grid is missing or malformed ({error})") from None
     if grid is not None and not _grid_of(grid).same_as(stored_grid):
         raise InputError(f"checkpoint {stem} was trained for another grid ({stored_grid!r}), not {_grid_of(grid)!r}")
     if preset is not None:
         _check_preset(stem, metadata.get("preset"), preset)
+    if not isinstance(metadata.get("weights"), str):
+        raise InputError(f"{meta_path} names no weights file")
     weights = stem.with_name(metadata["weights"])
     if weights.suffix == ".safetensors":
         if _safetensors is None:
             raise ImportError(f"{weights} needs the safetensors package (pip install safetensors)")
-        tensors = _safetensors.load_file(str(weights), device=str(map_location))
+        tensors = _load_tensors(weights, lambda: _safetensors.load_file(str(weights), device=str(map_location)))
     else:
-        tensors = torch.load(weights, map_location=map_location, weights_only=True)
+        tensors = _load_tensors(weights, lambda: torch.load(weights, map_location=map_location, weights_only=True))
     optim_path = stem.with_name(stem.name + ".optim.pt")
     states = None
     if optimizer_state and optim_path.is_file():
-        states = torch.load(optim_path, map_location=map_location, weights_only=True)
-    if version == 1:
-        metadata, tensors, states = _from_format_1(metadata, tensors, states)
-    model = build(metadata["architecture"], **metadata["arch_kwargs"])
-    model.load_state_dict(tensors)
+        states = _load_tensors(optim_path, lambda: torch.load(optim_path, map_location=map_location,
+                                                              weights_only=True))
+    try:
+        if version == 1:
+            metadata, tensors, states = _from_format_1(metadata, tensors, states)
+        model = build(metadata["architecture"], **metadata["arch_kwargs"])
+        model.load_state_dict(tensors)
+        normalisation = Normalisation.from_dict(metadata["normalisation"])
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:  # RuntimeError: shapes
+        message = " ".join(str(error).split())[:300]
+        raise InputError(f"checkpoint {stem} does not match its network ({type(error).__name__}: {message})") from None
     model = model.to(map_location).float().eval()
-    return Checkpoint(model, metadata, Normalisation.from_dict(metadata["normalisation"]), stored_grid, states)
+    return Checkpoint(model, metadata, normalisation, stored_grid, states)
+
+
+def _load_tensors(path: Path, load: Any) -> Any:
+    """`load()` of a weights file; a truncated, corrupt or foreign file, or a pickle that would run code (refused
+    by torch's weights_only unpickler before anything runs), is an InputError naming `path`."""
+    import pickle
+    import zipfile
+
+    try:
+        return load()
+    except pickle.UnpicklingError as error:  # weights_only: a global outside tensors/containers was refused
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "refused"
+        raise InputError(f"{path} is refused: not a plain dict of tensors (its pickle would load other objects or "
+                         f"run code; {first[:200]})") from None
+    except FileNotFoundError:
+        raise InputError(f"checkpoint weights {path} are missing") from None
+    except (OSError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile, KeyError, IndexError,
+            UnicodeDecodeError) as error:
+        message = " ".join(str(error).split())[:200]
+        raise InputError(f"{path} is not a readable weights file (truncated or corrupt? {type(error).__name__}: "
+                         f"{message})") from None
 
 
 def export_checkpoint(source: str | os.PathLike, destination: str | os.PathLike, *, half: bool = True,
