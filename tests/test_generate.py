@@ -104,8 +104,10 @@ def test_shards_merge_to_one_run(tmp_path, reference):
         summary, expected = stats.summary(), one_pass.summary()
         assert (summary["start"], summary["stop"]) == (0, N)
         for key, value in numpy_stats.items():
-            np.testing.assert_allclose(summary[key], expected[key], rtol=1e-12, atol=0)
-            np.testing.assert_allclose(summary[key], value, rtol=1e-12, atol=1e-12 * np.abs(value).max())
+            # X = ln I: the stored /stats come from the kernel's log, numpy's float32 log differs by an ulp
+            rtol = 1e-7 if key.startswith("X") else 1e-12
+            np.testing.assert_allclose(summary[key], expected[key], rtol=rtol, atol=0)
+            np.testing.assert_allclose(summary[key], value, rtol=rtol, atol=rtol * np.abs(value).max())
 
 
 def test_stats_of_an_index_range_and_cli(tmp_path, reference, capsys):
@@ -374,7 +376,8 @@ def test_vds_pair_moves_together_and_missing_blocks_are_detected(tmp_path, refer
     os.chdir(tmp_path)  # sources resolve relative to the file, not to the working directory
     try:
         assert contents(out) == contents(reference)
-        assert file_stats(out, recompute=True).summary()["X_mean"] == file_stats(reference).summary()["X_mean"]
+        recomputed = file_stats(out, recompute=True).summary()["X_mean"]  # numpy's log; stored: the kernel's
+        assert recomputed == pytest.approx(file_stats(reference).summary()["X_mean"], rel=1e-7)
     finally:
         os.chdir(cwd)
     (moved / "v.h5.data" / "block-000000000100-000000000200.h5").unlink()

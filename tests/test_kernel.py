@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from kernel_contract import film_fields_contract, paper_like_inputs
-from mamba_ctr._kernel_args import PlanTables, l_segments
+from mamba_ctr._kernel_args import MOMENT_GROUP, PlanTables, l_segments
 
 try:
     import mamba_ctr._core as core
@@ -263,7 +263,7 @@ def bad(kernel, match, n=3, **changes):
     default = dict(film_field=np.full((n, R, NL), np.nan, np.complex128), intensity=np.full((n, R, NL), np.nan))
     out = dict(default)
     for key, value in changes.items():
-        if key in out or key == "threads":
+        if key in out or key in ("threads", "bragg", "moments"):
             out[key] = value
         else:
             args[key] = value(args[key]) if callable(value) else value
@@ -366,12 +366,15 @@ def test_bits_do_not_depend_on_isa(case, single):
     results = {}
     for isa in core.isa_variants():
         U, I = outputs(n, single)
-        core.Plan(*tables(args), isa=isa).run(args["z"], args["weight"], args["rough"], U, I, threads=2)
-        results[isa] = (U, I)
-    U0, I0 = results["baseline"]
-    for isa, (U, I) in results.items():
+        moments = np.empty((1, 6, R, NL))
+        core.Plan(*tables(args), isa=isa).run(args["z"], args["weight"], args["rough"], U, I, threads=2,
+                                              bragg=np.arange(NL) % 40 == 39, moments=moments)
+        results[isa] = (U, I, moments)
+    U0, I0, M0 = results["baseline"]
+    for isa, (U, I, M) in results.items():
         assert_bits(U, U0, isa)
         assert_bits(I, I0, isa)
+        assert_bits(M, M0, isa)  # the moments too (the same log and Welford operations in every variant)
 
 
 @needs_core
@@ -405,3 +408,84 @@ def test_env_forces_a_variant():
     assert "RUNERR MAMBA_CTR_ISA must be one of" in out
     for name in {"avx2", "avx512"} - set(core.isa_variants()):
         assert "ERR MAMBA_CTR_ISA" in _run_with_env(name)
+
+
+# --- per-point moments of the dataset statistics, accumulated in the kernel's pass ----------------------
+
+def _two_pass(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = values.mean(axis=0)
+    return mean, ((values - mean) ** 2).sum(axis=0)
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["double", "single"])
+def test_moments_match_two_pass(kernel, single):
+    """moments[g] = (means, M2) of X = ln I (Bragg points 0, in the outputs' precision), Re U, Im U per group of
+    MOMENT_GROUP structures, as a two-pass float64 computation on the stored outputs gives them."""
+    n = MOMENT_GROUP + 37  # a full group and a partial one
+    args = paper_like_inputs(n, seed=21, with_rough=True)
+    bragg = np.zeros(NL, bool)
+    bragg[39::40] = True
+    U, I = outputs(n, single)
+    moments = np.full((2, 6, R, NL), np.nan)
+    kernel(args, film_field=U, intensity=I, bragg=bragg, moments=moments, threads=2)
+    U2, I2 = outputs(n, single)
+    kernel(args, film_field=U2, intensity=I2)
+    assert_bits(U, U2)  # the moments do not change the rods
+    assert_bits(I, I2)
+    X = np.log(I.astype(np.float64)).astype(I.dtype).astype(np.float64)
+    X[..., bragg] = 0.0
+    for g, rows in enumerate((slice(0, MOMENT_GROUP), slice(MOMENT_GROUP, n))):
+        for c, values in enumerate((X[rows], U[rows].real.astype(np.float64), U[rows].imag.astype(np.float64))):
+            mean, m2 = _two_pass(values)
+            np.testing.assert_allclose(moments[g, c], mean, rtol=1e-12, atol=1e-12 * np.abs(mean).max())
+            np.testing.assert_allclose(moments[g, 3 + c], m2, rtol=1e-10, atol=1e-12 * m2.max())
+
+
+def test_moments_bits_do_not_depend_on_threads(kernel):
+    n = 3 * MOMENT_GROUP // 2
+    args = paper_like_inputs(n, seed=22, gapped=True, general_phase=True)
+    results = []
+    for threads in (1, 2, 3):
+        U, I = outputs(n, True)
+        moments = np.empty((2, 6, R, NL))
+        kernel(args, film_field=U, intensity=I, bragg=np.arange(NL) % 40 == 0, moments=moments, threads=threads)
+        results.append(moments)
+    for moments in results[1:]:
+        assert_bits(moments, results[0])
+
+
+def test_bad_moments(kernel):
+    n = 3
+    mask = np.zeros(NL, bool)
+    good = np.empty((1, 6, R, NL))
+    bad(kernel, r"moments need both film_field and intensity", n=n, intensity=None, moments=good, bragg=mask)
+    bad(kernel, r"moments need bragg", n=n, moments=good)
+    bad(kernel, r"bragg must have shape \(NL,\) = \(240,\), got \(239,\)", n=n, moments=good, bragg=mask[1:])
+    bad(kernel, r"moments must have shape \(ceil\(n / MOMENT_GROUP\), 6, R, NL\) = \(1, 6, 16, 240\)", n=n,
+        moments=np.empty((2, 6, R, NL)), bragg=mask)
+    bad(kernel, r"moments must have dtype float64, got float32", n=n, moments=good.astype(np.float32), bragg=mask)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "numba"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_stats_from_kernel_moments_match_of_arrays(backend, dtype):
+    """/stats of a generated block from the kernel's moments equal `Stats.of_arrays` of the stored rods to
+    round-off (float32: X = ln I differs by at most an ulp of float32 between numpy's log and the kernel's)."""
+    from mamba_ctr import _backend, presets, simulate
+    from mamba_ctr.data.pipeline import stats_of_point_moments
+    from mamba_ctr.data.stats import Stats
+
+    if _backend.available()[backend] is not None:
+        pytest.skip(f"{backend} backend unavailable")
+    preset = presets.get("paper-12L")
+    n = MOMENT_GROUP * 2 + 100
+    rods = simulate(preset.sample(n, seed=5, start=1000), preset.grid, backend=backend, dtype=dtype,
+                    point_moments=True)
+    assert rods.point_moments is not None
+    got = stats_of_point_moments(n, *rods.point_moments, start=1000)
+    ref = Stats.of_arrays(rods.intensity, rods.film_field, preset.grid.bragg, start=1000)
+    assert (got.start, got.stop, got.x.count, got.u_re.count) == (ref.start, ref.stop, ref.x.count, ref.u_re.count)
+    rtol = 1e-6 if dtype == "float32" else 1e-10
+    for a, b in ((got.x, ref.x), (got.u_re, ref.u_re), (got.u_im, ref.u_im)):
+        np.testing.assert_allclose(a.mean, b.mean, rtol=rtol, atol=rtol * np.abs(b.mean).max())
+        np.testing.assert_allclose(a.std, b.std, rtol=rtol, atol=rtol * np.abs(b.std).max())

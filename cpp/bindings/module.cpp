@@ -140,7 +140,8 @@ std::unique_ptr<mamba_ctr::Plan> make_plan(ArrI entry_site, ArrI entry_pair, Arr
 
 // One call: checks the per-structure arrays and the outputs, then runs without the GIL.
 void run_plan(const mamba_ctr::Plan& plan, ArrF z, ArrF weight, std::optional<ArrF> rough,
-              py::object film_field, py::object intensity, int threads) {
+              py::object film_field, py::object intensity, int threads, py::object bragg,
+              py::object moments) {
   check_ndim("z", z, "(n, S)", 2);
   const py::ssize_t n = z.shape(0), R = plan.n_rods(), NL = plan.n_l();
   check_shape("z", z, "(n, S)", {n, plan.n_sites()});
@@ -170,16 +171,37 @@ void run_plan(const mamba_ctr::Plan& plan, ArrF z, ArrF weight, std::optional<Ar
   }
   const int kind = u_kind ? u_kind : i_kind;
   const double* rp = has_rough ? rough->data() : nullptr;
+
+  // moments: (NG, 6, R, NL) float64, written in place; need both outputs and the Bragg mask
+  py::array_t<std::uint8_t, kIn> mask;
+  double* mp = nullptr;
+  if (!moments.is_none()) {
+    if (!(u_kind && i_kind)) fail("moments need both film_field and intensity, got only one of them");
+    if (bragg.is_none()) fail("moments need bragg, the (NL,) Bragg mask, got None");
+    mask = py::array_t<std::uint8_t, kIn>::ensure(bragg);
+    if (!mask) fail("bragg must be an array of booleans, got an object numpy cannot convert");
+    check_shape("bragg", mask, "(NL,)", {NL});
+    if (!py::isinstance<py::array>(moments)) fail("moments must be a numpy array or None");
+    auto m = py::reinterpret_borrow<py::array>(moments);
+    const py::ssize_t NG = (n + mamba_ctr::kMomentGroup - 1) / mamba_ctr::kMomentGroup;
+    if (!m.dtype().equal(py::dtype::of<double>()))
+      fail("moments must have dtype float64, got " + std::string(py::str(m.dtype())));
+    check_shape("moments", m, "(ceil(n / MOMENT_GROUP), 6, R, NL)", {NG, 6, R, NL});
+    if (!(m.flags() & py::array::c_style) || !m.writeable())
+      fail("moments must be a writeable C-contiguous array");
+    mp = static_cast<double*>(m.mutable_data());
+  }
+  const std::uint8_t* bp = mp ? mask.data() : nullptr;
   if (kind == 1) {
     auto* U = u_kind ? static_cast<std::complex<float>*>(u_arr.mutable_data()) : nullptr;
     auto* I = i_kind ? static_cast<float*>(i_arr.mutable_data()) : nullptr;
     py::gil_scoped_release release;
-    plan.run<float>(n, z.data(), weight.data(), rp, U, I, threads);
+    plan.run<float>(n, z.data(), weight.data(), rp, U, I, threads, bp, mp);
   } else if (kind == 2) {
     auto* U = u_kind ? static_cast<std::complex<double>*>(u_arr.mutable_data()) : nullptr;
     auto* I = i_kind ? static_cast<double*>(i_arr.mutable_data()) : nullptr;
     py::gil_scoped_release release;
-    plan.run<double>(n, z.data(), weight.data(), rp, U, I, threads);
+    plan.run<double>(n, z.data(), weight.data(), rp, U, I, threads, bp, mp);
   }
 }
 
@@ -213,7 +235,7 @@ Raises ValueError (expected vs given) on any shape, index or value problem.)doc"
            py::arg("isa") = std::string())
       .def("run", &run_plan, py::arg("z"), py::arg("weight"), py::arg("rough") = py::none(),
            py::arg("film_field") = py::none(), py::arg("intensity") = py::none(),
-           py::arg("threads") = 0,
+           py::arg("threads") = 0, py::arg("bragg") = py::none(), py::arg("moments") = py::none(),
            R"doc(Film fields of n structures, written in place.
 
 Inputs (converted to C-contiguous float64 when needed): z (n, S) finite, weight (n, E),
@@ -222,12 +244,18 @@ Outputs (writeable, C-contiguous, shape (n, R, NL), both single or both double p
   film_field: complex64 / complex128 or None;  intensity: float32 / float64 or None.
 threads: OpenMP threads, 0 = the runtime default. The GIL is released while it runs; one
 plan may run in several Python threads at once.
+moments (optional, with both outputs and bragg, the (NL,) Bragg mask): float64 (NG, 6, R, NL),
+NG = ceil(n / MOMENT_GROUP): per group of MOMENT_GROUP structures (in index order, one thread
+each: the bits do not depend on the thread count) the means and M2 (Welford) of X = ln I (0 at
+the Bragg points), Re U and Im U as stored, rows (mean X, mean Re U, mean Im U, M2 X, M2 Re U,
+M2 Im U), accumulated while each structure's outputs are in cache.
 Raises ValueError (expected vs given) on any shape, dtype, value or output problem.)doc")
       .def_property_readonly("isa", &mamba_ctr::Plan::isa, "The ISA variant this plan runs.")
       .def_property_readonly("shape", [](const mamba_ctr::Plan& p) {
         return py::make_tuple(p.n_sites(), p.n_entries(), p.n_rods(), p.n_l());
       }, "(S, E, R, NL): sites and entries per structure, rods, points per rod.");
 
+  m.attr("MOMENT_GROUP") = mamba_ctr::kMomentGroup;
   m.def("isa", &mamba_ctr::isa,
         "Name of the ISA variant of the kernel in use: 'baseline', 'avx2' (x86-64-v3) or\n"
         "'avx512' (x86-64-v4); the best one the CPU supports, chosen at the first call, unless\n"

@@ -29,6 +29,7 @@ namespace mamba_ctr {
 namespace {
 
 using detail::kBlock;
+static_assert(detail::kGroup == kMomentGroup, "one group size for the moments");
 using detail::PlanView;
 
 // ---------------------------------------------------------------------------
@@ -402,21 +403,27 @@ const std::string& Plan::isa() const noexcept { return impl_->isa_name; }
 
 template <class Real>
 void Plan::run(std::int64_t n, const double* z, const double* weight, const double* rough,
-               std::complex<Real>* film_field, Real* intensity, int threads) const {
+               std::complex<Real>* film_field, Real* intensity, int threads,
+               const std::uint8_t* bragg, double* moments) const {
   PlanView v = impl_->v;
   if (n <= 0 || v.R <= 0 || v.NL <= 0) return;
   if (film_field == nullptr && intensity == nullptr) return;
+  if (moments != nullptr && (film_field == nullptr || intensity == nullptr || bragg == nullptr))
+    throw std::invalid_argument("moments need both outputs (film_field and intensity) and bragg");
   v.n = n;
   v.z = z;
   v.weight = weight;
   v.rough = rough;
+  v.bragg = bragg;
+  v.moments = moments;
   run_variant<Real>(static_cast<Isa>(impl_->isa_index), v, film_field, intensity, effective_threads(threads));
 }
 
 template void Plan::run<float>(std::int64_t, const double*, const double*, const double*,
-                               std::complex<float>*, float*, int) const;
+                               std::complex<float>*, float*, int, const std::uint8_t*, double*) const;
 template void Plan::run<double>(std::int64_t, const double*, const double*, const double*,
-                                std::complex<double>*, double*, int) const;
+                                std::complex<double>*, double*, int, const std::uint8_t*,
+                                double*) const;
 
 std::string isa() { return kIsaNames[static_cast<int>(active())]; }
 

@@ -49,6 +49,7 @@ namespace MAMBA_CTR_VARIANT {
 namespace {
 
 constexpr int BL = detail::kBlock;  // points per block: the recurrence is re-seeded every BL points
+constexpr std::int64_t kGroup = detail::kGroup;  // structures per group of the moments
 
 // ---------------------------------------------------------------------------
 // A chunk of VW doubles, held as VW / NW native vectors of NW doubles (GCC / Clang
@@ -195,6 +196,46 @@ void sincos_block(const double* x, std::int64_t m, double* s, double* c) {
     s[i] = std::sin(x[i]);
     c[i] = std::cos(x[i]);
   }
+#endif
+}
+
+// ---------------------------------------------------------------------------
+// Natural logarithm of m values (m a multiple of NW): the fdlibm / musl algorithm (reduction to
+// [sqrt(2)/2, sqrt(2)) by the exponent bits, s = f / (2 + f), a degree-14 polynomial in s):
+// error < 1 ulp. Zero, negative, subnormal, infinite and NaN values go through std::log. x and y
+// must not overlap.
+void log_block(const double* x, std::int64_t m, double* y) {
+#ifdef MAMBA_CTR_VECTOR_EXT
+  const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+  const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01,
+               Lg3 = 2.857142874366239149e-01, Lg4 = 2.222219843214978396e-01,
+               Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,
+               Lg7 = 1.479819860511658591e-01;
+  const double kbias = 4503599627370496.0 + 1023.0;  // 2^52 + 1023: exponent bits -> double
+  for (std::int64_t i = 0; i < m; i += NW) {
+    vn xv;
+    std::memcpy(&xv, x + i, sizeof xv);
+    const vnu bits = (vnu)xv;
+    vnu hx = (bits >> 32) + (0x3ff00000u - 0x3fe6a09eu);
+    const vnu kb = hx >> 20;  // k + 1023
+    hx = (hx & 0x000fffffu) + 0x3fe6a09eu;
+    const vn mant = (vn)((hx << 32) | (bits & 0xffffffffu));
+    const vn dk = (vn)(kb | 0x4330000000000000u) - kbias;
+    const vn f = mant - 1.0;
+    const vn hfsq = 0.5 * f * f;
+    const vn s = f / (2.0 + f);
+    const vn z = s * s;
+    const vn w = z * z;
+    const vn t1 = w * (Lg2 + w * (Lg4 + w * Lg6));
+    const vn t2 = z * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7)));
+    const vn r = t2 + t1;
+    const vn yv = s * (hfsq + r) + dk * ln2_lo - hfsq + f + dk * ln2_hi;
+    std::memcpy(y + i, &yv, sizeof yv);
+  }
+  for (std::int64_t i = 0; i < m; ++i)
+    if (!(x[i] >= 2.2250738585072014e-308 && x[i] <= 1.7976931348623157e308)) y[i] = std::log(x[i]);
+#else
+  for (std::int64_t i = 0; i < m; ++i) y[i] = std::log(x[i]);
 #endif
 }
 
@@ -565,9 +606,82 @@ void one_structure(const Plan& pl, Scratch& sc, std::int64_t i, std::complex<Rea
   }
 }
 
+// Add structure i, the k-th (from 1) of its group, to the group's moments mom (6, R NL): Welford's
+// update of the means and M2 of X = ln I (0 at Bragg points), Re U and Im U as stored (Real).
+// xs: scratch of 2 round_up(R NL, NW) doubles. Elementwise, no FMA: the same bits in every variant.
+template <class Real>
+void add_moments(const Plan& pl, std::int64_t i, std::int64_t k, const std::complex<Real>* U,
+                 const Real* I, double* mom, double* xs) {
+  const std::int64_t NL = pl.NL, RL = pl.R * NL;
+  const Real* in = I + i * RL;
+  const Real* u = reinterpret_cast<const Real*>(U + i * RL);
+  const std::int64_t RLp = round_up(RL, NW);
+  for (std::int64_t p = 0; p < RL; ++p) xs[p] = static_cast<double>(in[p]);
+  for (std::int64_t p = RL; p < RLp; ++p) xs[p] = 1.0;
+  double* ys = xs + RLp;
+  log_block(xs, RLp, ys);
+  for (std::int64_t r = 0; r < pl.R; ++r)
+    for (std::int64_t l = 0; l < NL; ++l) {
+      const double v = static_cast<double>(static_cast<Real>(ys[r * NL + l]));  // X in Real, as stored
+      xs[r * NL + l] = pl.bragg[l] ? 0.0 : v;
+    }
+  const double inv = 1.0 / static_cast<double>(k);
+  double* mx = mom;
+  double* mr = mom + RL;
+  double* mi = mom + 2 * RL;
+  double* qx = mom + 3 * RL;
+  double* qr = mom + 4 * RL;
+  double* qi = mom + 5 * RL;
+  for (std::int64_t p = 0; p < RL; ++p) {
+    const double x = xs[p], a = static_cast<double>(u[2 * p]), b = static_cast<double>(u[2 * p + 1]);
+    const double dx = x - mx[p], da = a - mr[p], db = b - mi[p];
+    mx[p] = mx[p] + dx * inv;
+    mr[p] = mr[p] + da * inv;
+    mi[p] = mi[p] + db * inv;
+    qx[p] = qx[p] + dx * (x - mx[p]);
+    qr[p] = qr[p] + da * (a - mr[p]);
+    qi[p] = qi[p] + db * (b - mi[p]);
+  }
+}
+
+// Structures [g kGroup, (g + 1) kGroup) in order, each added to the group's moments.
+template <class Real, bool RealFF, bool RealPhase>
+void one_group(const Plan& pl, Scratch& sc, double* xs, std::int64_t g, std::complex<Real>* U, Real* I) {
+  const std::int64_t RL = pl.R * pl.NL;
+  double* mom = pl.moments + g * 6 * RL;
+  for (std::int64_t p = 0; p < 6 * RL; ++p) mom[p] = 0.0;
+  const std::int64_t lo = g * kGroup, hi = imin(pl.n, lo + kGroup);
+  for (std::int64_t i = lo; i < hi; ++i) {
+    one_structure<Real, RealFF, RealPhase>(pl, sc, i, U, I);
+    add_moments<Real>(pl, i, i - lo + 1, U, I, mom, xs);
+  }
+}
+
 template <class Real, bool RealFF, bool RealPhase>
 void run_all(const Plan& pl, std::complex<Real>* U, Real* I, int threads) {
   const std::int64_t n = pl.n;
+  if (pl.moments) {  // work split over groups of structures, each group by one thread
+    const std::int64_t NG = (n + kGroup - 1) / kGroup;
+    const std::int64_t xs_size = 2 * round_up(pl.R * pl.NL, NW) + NW;
+#ifdef MAMBA_CTR_HAVE_OPENMP
+    int nt = threads > 0 ? threads : omp_get_max_threads();
+    if (nt < 1) nt = 1;
+    if (static_cast<std::int64_t>(nt) > NG) nt = static_cast<int>(NG);
+#pragma omp parallel num_threads(nt)
+    {
+      Scratch sc(pl);
+      Buffer<double> xs(xs_size);
+#pragma omp for schedule(static)
+      for (std::int64_t g = 0; g < NG; ++g) one_group<Real, RealFF, RealPhase>(pl, sc, xs.get(), g, U, I);
+    }
+#else
+    (void)threads;
+    Scratch sc(pl);
+    Buffer<double> xs(xs_size);
+    for (std::int64_t g = 0; g < NG; ++g) one_group<Real, RealFF, RealPhase>(pl, sc, xs.get(), g, U, I);
+#endif
+    return;
+  }
 #ifdef MAMBA_CTR_HAVE_OPENMP
   int nt = threads > 0 ? threads : omp_get_max_threads();
   if (nt < 1) nt = 1;

@@ -16,7 +16,8 @@ namespace mamba_ctr {
 namespace detail {
 
 constexpr int kBlock = 32;  // points per block: the recurrence is re-seeded every kBlock points
-constexpr int kWStep = 8;   // in-block multipliers: W[j] = W[j - kWStep] W[kWStep] beyond kWStep
+constexpr int kWStep = 8;
+constexpr std::int64_t kGroup = 512;  // structures per group of the moments (= kMomentGroup)   // in-block multipliers: W[j] = W[j - kWStep] W[kWStep] beyond kWStep
 
 // Everything that does not depend on the structure, as plain arrays (owned by the caller).
 struct PlanView {
@@ -47,6 +48,8 @@ struct PlanView {
   const std::int64_t* entry_site;    // (E)
   const std::int64_t* rod_pattern;   // (R)
   const double* rough;               // (n, NL) or null
+  const std::uint8_t* bragg;         // (NL) or null: points where X = 0 (moments only)
+  double* moments;                   // (ceil(n / kMomentGroup), 6, R, NL) or null (Plan::run)
 };
 
 #define MAMBA_CTR_DECLARE_VARIANT(ns)                                                      \

@@ -15,10 +15,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["PlanTables", "check_call", "check_tables", "l_segments"]
+__all__ = ["MOMENT_GROUP", "PlanTables", "check_call", "check_moments", "check_tables", "l_segments"]
 
 #: points per block of the kernels: segments never cross a block boundary
 BLOCK = 32
+#: structures per group of the per-point moments (`_core.MOMENT_GROUP`)
+MOMENT_GROUP = 512
 
 
 class PlanTables(NamedTuple):
@@ -177,6 +179,30 @@ def l_segments(qz: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
     starts[::BLOCK] = True
     first = np.flatnonzero(starts)
     return first.astype(np.int64), np.diff(np.append(first, NL)).astype(np.int64)
+
+
+def check_moments(tables: PlanTables, n: int, film_field, intensity, bragg, moments) -> np.ndarray | None:
+    """The (NL,) uint8 Bragg mask of a call that asks for `moments` (None if it does not); ValueError otherwise.
+
+    moments: float64 (ceil(n / MOMENT_GROUP), 6, R, NL), writeable, C-contiguous (docs/kernel.md).
+    """
+    if moments is None:
+        return None
+    if film_field is None or intensity is None:
+        raise ValueError("moments need both film_field and intensity, got only one of them")
+    if bragg is None:
+        raise ValueError("moments need bragg, the (NL,) Bragg mask, got None")
+    R, NL = tables.substrate.shape
+    mask = np.ascontiguousarray(np.asarray(bragg), dtype=np.uint8)
+    _check_shape("bragg", mask, "(NL,)", (NL,))
+    if not isinstance(moments, np.ndarray):
+        raise ValueError("moments must be a numpy array or None")
+    if moments.dtype != np.float64:
+        raise ValueError(f"moments must have dtype float64, got {moments.dtype}")
+    _check_shape("moments", moments, "(ceil(n / MOMENT_GROUP), 6, R, NL)", (-(-n // MOMENT_GROUP), 6, R, NL))
+    if not (moments.flags.c_contiguous and moments.flags.writeable):
+        raise ValueError("moments must be a writeable C-contiguous array")
+    return mask
 
 
 def _integer(name: str, value) -> int:

@@ -26,7 +26,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from ._kernel_args import BLOCK, PlanTables, check_call, check_tables, l_segments
+from ._kernel_args import BLOCK, MOMENT_GROUP, PlanTables, check_call, check_moments, check_tables, l_segments
 
 __all__ = ["Plan", "max_threads"]
 
@@ -318,6 +318,38 @@ def _film_fields_core(z, weight, entry_site, entry_pair, pair_column, pair_speci
                            sd_arg, sd_s, sd_c)
 
 
+@numba.njit(parallel=True, cache=True, fastmath=False, nogil=True, boundscheck=False)
+def _group_moments(i_out, u_out, bragg, single, moments):
+    """moments[g] (6, R, NL): Welford means and M2 of X = ln I (0 at Bragg points; in the outputs' precision),
+    Re U, Im U over the structures of group g (MOMENT_GROUP of them, in index order; one group per iteration,
+    so the bits do not depend on the thread count). u_out: U viewed as reals (n, R, 2 NL)."""
+    n, R, NL = i_out.shape
+    for g in numba.prange(moments.shape[0]):
+        m = moments[g]
+        m[:] = 0.0
+        lo = g * MOMENT_GROUP
+        for i in range(lo, min(n, lo + MOMENT_GROUP)):
+            inv = 1.0 / (i - lo + 1)
+            for r in range(R):
+                for l in range(NL):
+                    x = 0.0
+                    if not bragg[l]:
+                        x = math.log(np.float64(i_out[i, r, l]))
+                        if single:
+                            x = np.float64(np.float32(x))
+                    a = np.float64(u_out[i, r, 2 * l])
+                    b = np.float64(u_out[i, r, 2 * l + 1])
+                    dx = x - m[0, r, l]
+                    da = a - m[1, r, l]
+                    db = b - m[2, r, l]
+                    m[0, r, l] += dx * inv
+                    m[1, r, l] += da * inv
+                    m[2, r, l] += db * inv
+                    m[3, r, l] += dx * (x - m[0, r, l])
+                    m[4, r, l] += da * (a - m[1, r, l])
+                    m[5, r, l] += db * (b - m[2, r, l])
+
+
 class Plan:
     """The numba kernel's plan of one (model, grid): the tables of `PlanTables`, checked once.
 
@@ -348,11 +380,14 @@ class Plan:
         self._qz_max = float(max(np.abs(t.qz).max(initial=0.0), self._step))
 
     def run(self, z, weight, rough=None, film_field: np.ndarray | None = None,
-            intensity: np.ndarray | None = None, threads: int = 0) -> None:
+            intensity: np.ndarray | None = None, threads: int = 0, bragg=None,
+            moments: np.ndarray | None = None) -> None:
         """Fill `film_field` (U) and/or `intensity` (I) of the structures z (n, S), weight (n, E),
-        rough (n, NL) / None in place; see docs/kernel.md."""
+        rough (n, NL) / None in place, and the per-group `moments` (with both outputs and the (NL,) `bragg`
+        mask); see docs/kernel.md."""
         t = self.tables
         z, weight, rough, threads = check_call(t, z, weight, rough, film_field, intensity, threads)
+        mask = check_moments(t, z.shape[0], film_field, intensity, bragg, moments)
         R, NL = t.substrate.shape
         if z.shape[0] == 0 or R == 0 or NL == 0 or (film_field is None and intensity is None):
             return
@@ -370,6 +405,8 @@ class Plan:
                               self._qz_max, t.ff_re, self._ff_im, t.ff_im.size > 0,
                               self._sub_re, self._sub_im, rough if rough is not None else np.zeros((0, 0)),
                               rough is not None, u_view, film_field is not None, i_view, intensity is not None)
+            if mask is not None:
+                _group_moments(i_view, u_view, mask, real_t == np.float32, moments)
         finally:
             if threads > 0:
                 numba.set_num_threads(previous)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import _backend
+from ._kernel_args import MOMENT_GROUP
 from .physics.grid import Grid
 from .physics.lowering import GridTables, batch_arrays, grid_tables
 from .physics.model import StructureModel, Structures
@@ -28,6 +29,9 @@ class Rods:
         film_field: (n, R, NL) complex64/complex128 film field U, or None if not asked for.
         substrate_field: (R, NL) complex128 S, shared by all structures.
         backend: the backend that computed them.
+        point_moments: with `simulate(..., point_moments=True)` on a kernel backend, (mean, M2), each
+            (3, R, NL) float64, of X = ln I (Bragg points 0), Re U and Im U over the n structures (the
+            per-point moments of the dataset statistics, accumulated by the kernel); else None.
     """
 
     grid: Grid
@@ -35,6 +39,7 @@ class Rods:
     film_field: np.ndarray | None
     substrate_field: np.ndarray
     backend: str
+    point_moments: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return int(self.intensity.shape[0])
@@ -66,6 +71,7 @@ def simulate(
     out_intensity: np.ndarray | None = None,
     out_film_field: np.ndarray | None = None,
     threads: int = 0,
+    point_moments: bool = False,
 ) -> Rods:
     """Simulate the rods of `structures` on `grid`.
 
@@ -79,6 +85,8 @@ def simulate(
             must match `dtype`.
         out_film_field: the same for U (complex64 for float32, complex128 for float64).
         threads: OpenMP/numba threads, 0 for the runtime default.
+        point_moments: also accumulate the per-point moments of X, Re U, Im U in the kernel's pass
+            (`Rods.point_moments`; compiled and numba backends, with the film field; else None).
 
     Returns:
         Rods with intensity (n, R, NL) and film_field (n, R, NL) or None.
@@ -108,14 +116,37 @@ def simulate(
             intensity[block] = I
             if field is not None:
                 field[block] = U
-    else:
+    moments = None
+    if plan is not None:
+        with_moments = point_moments and field is not None and len(structures) > 0
+        groups = []
         for start in range(0, len(structures), _KERNEL_BLOCK):
             block = slice(start, start + _KERNEL_BLOCK)
             part = structures if len(structures) <= _KERNEL_BLOCK else structures[block]
+            M = np.empty((-(-len(part) // MOMENT_GROUP), 6, *grid.shape)) if with_moments else None
             plan.run(**batch_arrays(part, tables), film_field=None if field is None else field[block],
-                     intensity=intensity[block], threads=int(threads))
+                     intensity=intensity[block], threads=int(threads), bragg=grid.bragg, moments=M)
+            if M is not None:
+                groups.append(M)
+        if with_moments:
+            moments = merge_group_moments(np.concatenate(groups), len(structures))
     return Rods(grid=grid, intensity=intensity, film_field=field, substrate_field=tables.kernel.substrate,
-                backend=name)
+                backend=name, point_moments=moments)
+
+
+def merge_group_moments(groups: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, M2), each (3, R, NL), of n structures from the kernel's per-group moments (NG, 6, R, NL) (groups
+    of MOMENT_GROUP structures, the last one shorter), combined in order by Chan's parallel update."""
+    mean, m2 = groups[0, :3].copy(), groups[0, 3:].copy()
+    count = min(n, MOMENT_GROUP)
+    for g in range(1, groups.shape[0]):
+        size = min(n - g * MOMENT_GROUP, MOMENT_GROUP)
+        total = count + size
+        delta = groups[g, :3] - mean
+        mean += delta * (size / total)
+        m2 += groups[g, 3:] + delta**2 * (count * size / total)
+        count = total
+    return mean, m2
 
 
 _PLANS: dict[tuple[int, int], tuple[StructureModel, Grid, GridTables, dict[str, Any]]] = {}

@@ -73,9 +73,17 @@ class Plan {
   // Fill film_field U (n, R, NL) and/or intensity I (n, R, NL) (either may be null) of n
   // structures: z (n, S) finite site heights, weight (n, E), rough (n, NL) or null.
   // threads: OpenMP threads, 0 = the runtime default. Real is float or double.
+  //
+  // moments (optional; needs both outputs and bragg): the per-point moments of the dataset
+  // statistics, accumulated while each structure's outputs are in cache. Structures are taken in
+  // groups of kMomentGroup (group g: [g G, min(n, (g + 1) G))), each group by one thread in index
+  // order (so the bits do not depend on the thread count): moments (NG, 6, R, NL), NG = ceil(n / G),
+  // rows mean X, mean Re U, mean Im U, M2 X, M2 Re U, M2 Im U (Welford, float64) of the values as
+  // stored (Real), X = ln I with the points of the (NL,) mask bragg (non-zero) set to 0.
   template <class Real>
   void run(std::int64_t n, const double* z, const double* weight, const double* rough,
-           std::complex<Real>* film_field, Real* intensity, int threads = 0) const;
+           std::complex<Real>* film_field, Real* intensity, int threads = 0,
+           const std::uint8_t* bragg = nullptr, double* moments = nullptr) const;
 
   struct Impl;  // opaque: the tables in the layout of the variant (film_fields.cpp)
 
@@ -83,10 +91,15 @@ class Plan {
   std::unique_ptr<Impl> impl_;
 };
 
+// Structures per group of Plan::run's moments.
+constexpr std::int64_t kMomentGroup = 512;
+
 extern template void Plan::run<float>(std::int64_t, const double*, const double*, const double*,
-                                      std::complex<float>*, float*, int) const;
+                                      std::complex<float>*, float*, int, const std::uint8_t*,
+                                      double*) const;
 extern template void Plan::run<double>(std::int64_t, const double*, const double*, const double*,
-                                       std::complex<double>*, double*, int) const;
+                                       std::complex<double>*, double*, int, const std::uint8_t*,
+                                       double*) const;
 
 // ISA variants. The kernel is compiled for several instruction sets (x86-64 with GCC /
 // Clang: baseline, avx2 = x86-64-v3, avx512 = x86-64-v4; elsewhere baseline only) and
