@@ -34,17 +34,24 @@ class Plan:
         film_field: np.ndarray | None = None,
         intensity: np.ndarray | None = None,
         threads: int = 0,
+        bragg: npt.ArrayLike | None = None,
+        moments: np.ndarray | None = None,
     ) -> None:
         """Fill film_field (complex64/complex128, (n, R, NL)) and/or intensity (float32/float64,
         (n, R, NL)) of the structures z (n, S), weight (n, E), rough (n, NL) / None in place; both
-        outputs share one precision. The GIL is released. Raises ValueError on any shape, dtype,
-        value or output problem."""
+        outputs share one precision. With both outputs, the (NL,) Bragg mask and moments (float64
+        (ceil(n / MOMENT_GROUP), 6, R, NL)): the per-group means and M2 of X = ln I, Re U, Im U
+        (docs/kernel.md). The GIL is released. Raises ValueError on any shape, dtype, value or
+        output problem."""
     @property
     def isa(self) -> str:
         """The ISA variant this plan runs."""
     @property
     def shape(self) -> tuple[int, int, int, int]:
         """(S, E, R, NL): sites and entries per structure, rods, points per rod."""
+
+MOMENT_GROUP: int
+"""Structures per group of Plan.run's moments (512)."""
 
 def isa() -> str:
     """The ISA variant in use: 'baseline', 'avx2' (x86-64-v3) or 'avx512' (x86-64-v4).
