@@ -370,3 +370,17 @@ def test_demo_summary_keeps_numbers_and_the_report_says_a_short_network_is_weak(
     demo._write_report(tmp_path, summary, {"trained": report})
     text = (tmp_path / "report.md").read_text()
     assert "expected to be weak" in text and "busy machine" in text
+
+
+def test_a_streams_pilot_keeps_to_a_quarter_of_max_minutes():
+    """train --max-minutes 0.3 ran 5 min (the 100 000-structure pilot alone); the pilot now stops after the
+    1024-structure chunk that passes a quarter of the budget."""
+    pytest.importorskip("torch")
+    from mamba_ctr.nn.batches import _pilot_normalisation
+    from mamba_ctr.physics import presets
+
+    preset = presets.get("paper-4L")
+    early = _pilot_normalisation(preset, 0, 100_000, budget_s=1e-3)
+    first_chunk = _pilot_normalisation(preset, 0, 1024)
+    assert early.X_mean == pytest.approx(first_chunk.X_mean, rel=1e-12)
+    np.testing.assert_allclose(early.U_re_std, first_chunk.U_re_std, rtol=1e-12)

@@ -27,7 +27,9 @@ import pytest
 import mamba_ctr
 from mamba_ctr.cli import main
 
-KILL_POINTS = int(os.environ.get("MAMBA_CTR_KILL_POINTS", "2"))
+KILL_POINTS = int(os.environ.get("MAMBA_CTR_KILL_POINTS", "2"))  # generate; train: MAMBA_CTR_TRAIN_KILL_POINTS
+TRAIN_KILL_POINTS = int(os.environ.get("MAMBA_CTR_TRAIN_KILL_POINTS", "1"))
+OUTCOMES: dict[str, list[str]] = {"generate": [], "train": []}  # what each kill point did (the long profile prints)
 GENERATE = ["--n", "400", "--seed", "3", "--block-size", "16", "--threads", "1", "--backend", "numpy",
             "--preset", "paper-4L", "--join", "copy", "--quiet"]
 
@@ -97,6 +99,7 @@ def test_generate_killed_at_random_points_resumes_bit_identical(tmp_path, genera
         folder = tmp_path / f"kill{i}"
         folder.mkdir()
         outcomes.append(kill_generate(folder, reference, fraction * duration))
+    OUTCOMES["generate"] += outcomes
     assert "killed, resumed" in outcomes, outcomes
 
 
@@ -142,10 +145,11 @@ def test_train_killed_resumes_from_its_last_checkpoint(tmp_path, train_data):
     assert _kill_after(["train", "--data", str(train_data), "--out", str(reference), *TRAIN], 600, tmp_path) == 0
     duration = time.perf_counter() - started
     outcomes = []
-    for i, fraction in enumerate(np.random.default_rng(18).uniform(0.5, 0.95, max(1, KILL_POINTS // 2))):
+    for i, fraction in enumerate(np.random.default_rng(18).uniform(0.5, 0.95, TRAIN_KILL_POINTS)):
         folder = tmp_path / f"kill{i}"
         folder.mkdir()
         outcomes.append(kill_train(folder, train_data, fraction * duration))
+    OUTCOMES["train"] += outcomes
     assert "killed, resumed" in outcomes, outcomes
 
 

@@ -47,6 +47,14 @@ def outcome(name: str, call: typing.Callable[[], typing.Any]) -> typing.Any:
         gc.collect()  # objects of a damaged file are freed here, so that a crash in a destructor names its case
 
 
+def fresh(tmp_path: Path) -> Path:
+    """A new folder per case: a file is never rewritten in place while an earlier case may still map it (a
+    truncated mmap'd file is a SIGBUS at the next access, here or in a destructor)."""
+    folder = tmp_path / f"case{sum(CASES.values())}"
+    folder.mkdir()
+    return folder
+
+
 def files_in(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
@@ -168,7 +176,7 @@ def test_fuzz_rods_hdf5_damaged(tmp_path, rods_h5, kind, where, amount, seed):
     from mamba_ctr.io.rods_input import read_intensities
 
     grid, data = rods_h5
-    path = tmp_path / "rods.h5"
+    path = fresh(tmp_path) / "rods.h5"
     path.write_bytes(damage(data, kind, where, amount, seed))
     result = outcome("rods_hdf5", lambda: read_intensities(path, grid))
     assert result is None or result.shape == (1, *grid.shape)
@@ -189,7 +197,7 @@ def dataset_h5(tmp_path_factory):
 def test_fuzz_dataset_stats_damaged(tmp_path, dataset_h5, kind, where, amount, seed):
     from mamba_ctr.data.stats import file_stats
 
-    path = tmp_path / "d.h5"
+    path = fresh(tmp_path) / "d.h5"
     path.write_bytes(damage(dataset_h5, kind, where, amount, seed))
     stats = outcome("dataset_hdf5", lambda: file_stats(path, recompute=True))
     if stats is not None:  # never NaN means (issue 18)
@@ -215,9 +223,10 @@ def shipped(tmp_path_factory):
 def test_fuzz_checkpoint_damaged(tmp_path, shipped, part, kind, where, amount, seed):
     from mamba_ctr import models
 
+    folder = fresh(tmp_path)
     for suffix, data in shipped.items():
-        (tmp_path / f"m{suffix}").write_bytes(damage(data, kind, where, amount, seed) if suffix == part else data)
-    checkpoint = outcome("checkpoint", lambda: models.load(tmp_path / "m"))
+        (folder / f"m{suffix}").write_bytes(damage(data, kind, where, amount, seed) if suffix == part else data)
+    checkpoint = outcome("checkpoint", lambda: models.load(folder / "m"))
     assert checkpoint is None or checkpoint.grid.shape == (16, 240)
 
 
