@@ -83,3 +83,68 @@ def test_generate_peak_memory(workdir, record_extra):
                      f"{seconds:.1f} s, {n / seconds:,.0f} structures/s, peak RSS {peak / 2**20:,.0f} MiB")
     assert results[large][1] < 2 << 30
     assert results[large][1] < 1.25 * results[small][1] + (64 << 20), "peak memory grows with n"
+
+
+def _fresh_generate(out: Path, n: int, block_size: int) -> tuple[float, float | None, int]:
+    """(seconds, seconds to the first finished block file or None, bytes written) of `mamba-ctr generate` of n
+    paper-12L structures in a fresh process (the interpreter's PYTHONPATH as given: compare two checkouts)."""
+    parts = Path(str(out) + ".parts")
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "mamba_ctr.cli", "generate", "--out", str(out), "--n", str(n),
+                                "--block-size", str(block_size), "--quiet"])
+    first = None
+    while process.poll() is None:
+        if first is None and parts.is_dir() and any(parts.glob("block-*.h5")):
+            first = time.perf_counter() - start
+        time.sleep(0.01)
+    seconds = time.perf_counter() - start
+    assert process.returncode == 0
+    data = Path(str(out) + ".data")
+    size = out.stat().st_size + sum(p.stat().st_size for p in data.glob("*"))
+    _clean(out)
+    return seconds, first, size
+
+
+def _fsync_write_seconds(path: Path, size: int, chunk: int = 64 << 20) -> float:
+    """Seconds to write `size` bytes sequentially to a new file and fsync it (what the disk allows)."""
+    buffer = os.urandom(1 << 20) * (chunk >> 20)
+    start = time.perf_counter()
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            left -= f.write(memoryview(buffer)[: min(chunk, left)])
+        f.flush()
+        os.fsync(f.fileno())
+    seconds = time.perf_counter() - start
+    path.unlink()
+    return seconds
+
+
+def test_generate_against_kernel_and_disk(workdir, record_extra):
+    """Issue 17 item 2, ratios in one run: a fresh `mamba-ctr generate` of N paper-12L structures against the
+    public-API kernel rate (`mamba_ctr.simulate`, outputs allocated by the call, default threads) and against an
+    fsync'd sequential write of the same bytes; target ≥ 0.5 of the kernel rate or ≥ 0.8 of the disk rate,
+    whichever is lower, and ≤ 1 s from the start of the process to the first finished block file."""
+    import mamba_ctr
+
+    preset = mamba_ctr.presets.get("paper-12L")
+    structures = preset.sample(20_000, seed=1)
+    mamba_ctr.simulate(structures[:64], preset.grid)
+    kernel = []
+    for _ in range(3):
+        start = time.perf_counter()
+        mamba_ctr.simulate(structures, preset.grid)
+        kernel.append(len(structures) / (time.perf_counter() - start))
+    block = 8192
+    _fresh_generate(workdir / "warm.h5", block, block)  # caches (numba, page cache of the package)
+    seconds, first, size = _fresh_generate(workdir / "gen.h5", N, block)
+    disk_seconds = _fsync_write_seconds(workdir / "dd.bin", size)
+    rate, kernel_rate, disk_rate = N / seconds, max(kernel), N / disk_seconds
+    target = min(0.5 * kernel_rate, 0.8 * disk_rate)
+    figures = {"generate_structures_per_s": rate, "kernel_structures_per_s": kernel_rate,
+               "fsync_write_structures_per_s": disk_rate, "bytes": size, "generate_over_kernel": rate / kernel_rate,
+               "generate_over_disk": rate / disk_rate, "target_structures_per_s": target,
+               "target_met": rate >= target, "seconds_to_first_block": first, "first_block_target_met":
+               first is not None and first <= 1.0, "load_average_1": os.getloadavg()[0]}
+    record_extra(f"generate vs kernel and disk, n={N}", figures)
+    print(figures)

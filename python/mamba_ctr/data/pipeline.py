@@ -60,12 +60,16 @@ def generate_blocks(config: GenerateConfig, preset: PerovskitePreset, backend: s
                      desc=preset.name, file=sys.stderr, dynamic_ncols=True, smoothing=0.1,
                      disable=True if config.quiet else None) as bar:
             pending: Future[None] | None = None
-            for lo, hi in blocks:
+            # two sets of rod buffers, used in turn: block i + 1 is simulated into one while block i is written
+            # from the other (fresh arrays per block cost their page faults, ~0.3 s of CPU per 8192 structures)
+            buffers = [_rod_buffers(config, preset, blocks), _rod_buffers(config, preset, blocks)]
+            for k, (lo, hi) in enumerate(blocks):
                 if (lo, hi) in done:
                     scan: Callable[..., None] = copy_block if config.join == "copy" else scan_block
                     job = partial(scan, parts / block_name(lo, hi), joiner, lo, hi)
                 else:
-                    job = partial(write_block, parts, joiner, simulate_block(preset, config, backend, lo, hi), bar)
+                    simulated = simulate_block(preset, config, backend, lo, hi, buffers[k % 2])
+                    job = partial(write_block, parts, joiner, simulated, bar)
                 if pending is not None:
                     pending.result()
                 pending = writer.submit(job)
@@ -89,13 +93,26 @@ def generate_blocks(config: GenerateConfig, preset: PerovskitePreset, backend: s
             temporary.unlink()
 
 
-def simulate_block(preset: PerovskitePreset, config: GenerateConfig, backend: str, lo: int, hi: int) -> dict:
-    """Structures [lo, hi): their rods, parameters, labels and statistics."""
+def _rod_buffers(config: GenerateConfig, preset: PerovskitePreset,
+                 blocks: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(intensity, film_field) arrays for the largest block, allocated lazily by the OS (pages on first use)."""
+    size = max((hi - lo for lo, hi in blocks), default=0)
+    real = np.dtype(config.dtype)
+    return (np.empty((size, *preset.grid.shape), real),
+            np.empty((size, *preset.grid.shape), np.complex64 if real == np.float32 else np.complex128))
+
+
+def simulate_block(preset: PerovskitePreset, config: GenerateConfig, backend: str, lo: int, hi: int,
+                   buffers: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+    """Structures [lo, hi): their rods (into the leading rows of `buffers` if given), parameters, labels and
+    statistics."""
     from ..simulate import simulate
 
     structures = preset.sample(hi - lo, config.seed, lo)
+    rows = slice(0, hi - lo)
     rods = simulate(structures, preset.grid, backend=backend, dtype=config.dtype, threads=config.threads,
-                    point_moments=True)
+                    point_moments=True, out_intensity=None if buffers is None else buffers[0][rows],
+                    out_film_field=None if buffers is None else buffers[1][rows])
     params = {f"params/{k}": np.asarray(v, np.float64) for k, v in preset.parameters(structures).items()}
     labels = {f"labels/{k}": np.asarray(v, np.float64) for k, v in preset.labels(structures).items()}
     if rods.point_moments is not None:  # accumulated by the kernel while each structure was in cache
