@@ -671,7 +671,9 @@ void run_all(const Plan& pl, std::complex<Real>* U, Real* I, int threads) {
     {
       Scratch sc(pl);
       Buffer<double> xs(xs_size);
-#pragma omp for schedule(static)
+      // dynamic: a thread that loses its core to another process (the dataset writer, a busy machine)
+      // does not hold the others up; each group has its own slot, so the bits stay the same
+#pragma omp for schedule(dynamic, 1)
       for (std::int64_t g = 0; g < NG; ++g) one_group<Real, RealFF, RealPhase>(pl, sc, xs.get(), g, U, I);
     }
 #else
@@ -689,7 +691,8 @@ void run_all(const Plan& pl, std::complex<Real>* U, Real* I, int threads) {
 #pragma omp parallel num_threads(nt)
   {
     Scratch sc(pl);
-#pragma omp for schedule(static)
+    // dynamic chunks of structures (see above); a structure's bits do not depend on its thread
+#pragma omp for schedule(dynamic, 16)
     for (std::int64_t i = 0; i < n; ++i) one_structure<Real, RealFF, RealPhase>(pl, sc, i, U, I);
   }
 #else
