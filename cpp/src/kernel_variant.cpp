@@ -204,7 +204,7 @@ void sincos_block(const double* x, std::int64_t m, double* s, double* c) {
 // [sqrt(2)/2, sqrt(2)) by the exponent bits, s = f / (2 + f), a degree-14 polynomial in s):
 // error < 1 ulp. Zero, negative, subnormal, infinite and NaN values go through std::log. x and y
 // must not overlap.
-void log_block(const double* x, std::int64_t m, double* y) {
+void log_block(const double* __restrict__ x, std::int64_t m, double* __restrict__ y) {
 #ifdef MAMBA_CTR_VECTOR_EXT
   const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
   const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01,
@@ -613,27 +613,34 @@ template <class Real>
 void add_moments(const Plan& pl, std::int64_t i, std::int64_t k, const std::complex<Real>* U,
                  const Real* I, double* mom, double* xs) {
   const std::int64_t NL = pl.NL, RL = pl.R * NL;
-  const Real* in = I + i * RL;
-  const Real* u = reinterpret_cast<const Real*>(U + i * RL);
+  const Real* __restrict__ in = I + i * RL;
+  const Real* __restrict__ u = reinterpret_cast<const Real*>(U + i * RL);
   const std::int64_t RLp = round_up(RL, NW);
-  for (std::int64_t p = 0; p < RL; ++p) xs[p] = static_cast<double>(in[p]);
-  for (std::int64_t p = RL; p < RLp; ++p) xs[p] = 1.0;
-  double* ys = xs + RLp;
-  log_block(xs, RLp, ys);
-  for (std::int64_t r = 0; r < pl.R; ++r)
+  double* __restrict__ xd = xs;
+  double* __restrict__ ys = xs + RLp;
+  for (std::int64_t p = 0; p < RL; ++p) xd[p] = static_cast<double>(in[p]);
+  for (std::int64_t p = RL; p < RLp; ++p) xd[p] = 1.0;
+  log_block(xd, RLp, ys);
+  const std::uint8_t* __restrict__ bragg = pl.bragg;
+  for (std::int64_t r = 0; r < pl.R; ++r) {
+    double* __restrict__ xr = xd + r * NL;
+    const double* __restrict__ yr = ys + r * NL;
     for (std::int64_t l = 0; l < NL; ++l) {
-      const double v = static_cast<double>(static_cast<Real>(ys[r * NL + l]));  // X in Real, as stored
-      xs[r * NL + l] = pl.bragg[l] ? 0.0 : v;
+      const double v = static_cast<double>(static_cast<Real>(yr[l]));  // X in Real, as stored
+      xr[l] = bragg[l] ? 0.0 : v;
     }
+  }
   const double inv = 1.0 / static_cast<double>(k);
-  double* mx = mom;
-  double* mr = mom + RL;
-  double* mi = mom + 2 * RL;
-  double* qx = mom + 3 * RL;
-  double* qr = mom + 4 * RL;
-  double* qi = mom + 5 * RL;
+  double* __restrict__ mx = mom;
+  double* __restrict__ mr = mom + RL;
+  double* __restrict__ mi = mom + 2 * RL;
+  double* __restrict__ qx = mom + 3 * RL;
+  double* __restrict__ qr = mom + 4 * RL;
+  double* __restrict__ qi = mom + 5 * RL;
+  const double* __restrict__ xs_ = xd;
+#pragma GCC ivdep
   for (std::int64_t p = 0; p < RL; ++p) {
-    const double x = xs[p], a = static_cast<double>(u[2 * p]), b = static_cast<double>(u[2 * p + 1]);
+    const double x = xs_[p], a = static_cast<double>(u[2 * p]), b = static_cast<double>(u[2 * p + 1]);
     const double dx = x - mx[p], da = a - mr[p], db = b - mi[p];
     mx[p] = mx[p] + dx * inv;
     mr[p] = mr[p] + da * inv;
