@@ -9,16 +9,20 @@ octahedral rotations (equatorial O displaced in-plane, opposite sense in neighbo
 interdiffusion in the SrTiO3 layers), per-species U_iso with a larger surface U on the top two layers: 280 sites
 holding 392 atoms (entries), 10 scatterers. 10 rods (integer and half-order in the SrTiO3 cell) × 403 L points in
 0.2…4.75 without the Bragg regions |L − round(L)| < 0.05 and a detector gap 2.40…2.52, i.e. not one arithmetic
-progression, so the kernel takes its arbitrary-grid path (one exact sincos per active site and point). The same
-film on a uniform L grid of the same size is timed too (compiled only), to show what the gaps cost, and a batch
-whose heights are tied per atomic plane (28 distinct heights), to show that equal heights are not shared.
+progression: the kernel cuts its 13 blocks of 32 points at the 5 run starts (18 segments), takes one exact sincos
+per active site and segment and continues by recurrence inside each segment (before 2026-12-01 23:05 a grid with
+any gap took one sincos per site and point). The same film on a uniform L grid of the same size is timed too
+(compiled only), to show what the gaps still cost, and a batch whose heights are tied per atomic plane (28 distinct
+heights), to show that equal heights are not shared.
 
 What bounds it (per structure and L point; K active sites, E entries, P (column, species) pairs, NP rod phase
 patterns, NSP scatterers, R rods; the figures are printed and written to the JSON):
 
-* sincos of q_z z for every active site: K sincos ≈ K × ~40 flops (Cody–Waite reduction and two degree-6
-  polynomials, vectorised along L) — on the arbitrary grid this is the largest term;
-* G[pair] += weight · e^{i q_z z}: E complex×real multiply-adds (8 flops as coded: full complex product);
+* sincos of q_z z for every active site at every segment start (K × NSEG / NL per point, ~40 flops each:
+  Cody–Waite reduction and two degree-6 polynomials, vectorised) and the recurrence: in blocks of one segment the
+  seed is folded into the weights, in blocks cut into several segments e^{i q_z z} = seed × W (6 flops per site
+  and point); without runs (an arbitrary list) every point is a segment and the sincos is the largest term;
+* G[pair] += weight · e^{i q_z z}: E complex multiply-adds (8 flops as coded; 4 in blocks of several segments);
 * H[pattern, species] += phase · G: NP × P complex multiply-adds (8 flops; 4 where every phase is real);
 * U, I: R × NSP real×complex multiply-adds (4 flops) + R × ~5 flops.
 
@@ -58,6 +62,7 @@ import numpy as np
 import pytest
 
 from mamba_ctr import _backend, simulate
+from mamba_ctr._kernel_args import BLOCK, l_segments
 from mamba_ctr.io.structure_formats import Atom, AtomStructure
 from mamba_ctr.physics.film_from_atoms import AtomFilm, build_film
 from mamba_ctr.physics.grid import SRTIO3_A, Grid
@@ -144,10 +149,14 @@ def flops_per_structure(film: AtomFilm, grid: Grid) -> dict[str, float]:
     NSP = int(tables.ff_re.shape[0])
     R, NL = grid.shape
     real_phase = bool(np.all(tables.pattern_phase.imag == 0))
-    per_point = {"sincos": 40.0 * K if grid.uniform_L_step == 0 else 0.0, "G": 8.0 * E,
+    first, length = l_segments(tables.qz, tables.uniform_step)
+    block_segments = np.bincount(first // BLOCK)
+    cut_points = sum(min(BLOCK, NL - b * BLOCK) for b in np.flatnonzero(block_segments > 1))
+    per_point = {"sincos": 40.0 * K * (first.size + (length.max() > 1)) / NL, "recurrence": 6.0 * K * cut_points / NL,
+                 "G": 8.0 * E,
                  "H": (4.0 if real_phase else 8.0) * NP * P, "U_I": R * (4.0 * NSP + 5.0)}
     return {"K_active_sites": K, "E_entries": E, "P_pairs": P, "NP_patterns": NP, "NSP_scatterers": NSP,
-            "C_columns": int(tables.pattern_phase.shape[1]), "R": R, "NL": NL,
+            "C_columns": int(tables.pattern_phase.shape[1]), "R": R, "NL": NL, "NSEG_segments": int(first.size),
             **{f"flops_per_point_{key}": value for key, value in per_point.items()},
             "flops_per_structure": NL * sum(per_point.values())}
 
@@ -190,7 +199,8 @@ def report(film, grid):
         "load_average_1_5_15": list(os.getloadavg()), "n_batch": N_BATCH, "rounds": ROUNDS,
         "structure": {"sites": int(film.n_groups), "atoms": int(np.count_nonzero(film.site_occupancy > 0)),
                       "layers": int(film.model.n_layers), "in_plane_cell_A": [film.a, film.b],
-                      "scatterers": len(film.model.scatterers), "L_uniform_step": grid.uniform_L_step},
+                      "scatterers": len(film.model.scatterers), "L_uniform_step": grid.uniform_L_step,
+                      "L_run_step": grid.L_run_step},
         "count": count, "structures_per_s": rates, "structures_per_cpu_s": cpu_rates, "ratios": ratios,
         "gflops": gflops, "gflops_per_cpu_second": gflops_per_cpu_s,
         "peak_gflops_2cores_rough": PEAK_GFLOPS_2CORES,
