@@ -28,15 +28,16 @@ patterns, NSP scatterers, R rods; the figures are printed and written to the JSO
 
 Bytes: per structure only R × NL × 12 bytes of output (float32 I + complex64 U, 48.6 kB here) and ~5 kB of
 inputs; the per-call tables (form factors NSP × R × NL × 8 B, H scratch NP × NSP × NL × 16 B) stay in L2.
-At ~21k flops per point (8.5 Mflop per structure) against ~120 bytes per point, the kernel is compute-bound
-(~175 flop/byte), not memory-bound. The JSON records achieved GFLOP/s (flops counted as above, all backends
+At ~11k flops per point (4.5 Mflop per structure) against ~120 bytes per point, the kernel is compute-bound
+(~90 flop/byte), not memory-bound. The JSON records achieved GFLOP/s (flops counted as above, all backends
 credited the same count) against a rough peak of the 2-core Zen 4 VM: 2 cores × 2.6 GHz × 16 double flops/cycle
 (two 256-bit multiply pipes and two 256-bit add pipes × 4 lanes; the kernel is built with -ffp-contract=off, so
 it issues separate multiplies and adds and gets nothing from FMA) = 83 GFLOP/s, i.e. 42 per core. The sincos also
 spends integer/bit operations (quadrant selection) on the same pipes, so ~50 % of that peak is a practical ceiling.
-How close (2026-12-01, 3 runs, docs/benchmarks.md): compiled 17–21 GFLOP per CPU second on one core, 40–50 % of
-that peak, about at the ceiling; the gains left are fewer operations (a recurrence on the uniform runs between
-gaps: the uniform grid runs 3.2× faster; one exponential per distinct height), not faster ones.
+How close (2026-12-01, 3 runs each, docs/benchmarks.md): before the segmented recurrence compiled ran 17–21 GFLOP
+per CPU second (8.5 Mflop per structure, 54 % of it sincos), 40–50 % of that peak; after it, 4.5 Mflop per
+structure (H, NP × P complex multiply-adds, is now the largest term) at ~22 GFLOP per CPU second, ~50 %: at the
+ceiling again; the gain left is one exponential per distinct height (not done), not faster operations.
 
 Grouping: `physics.lowering.grid_tables` groups entries into (in-plane column, scatterer) pairs automatically;
 `build_film` names a scatterer by (species, U_iso), so atoms sharing species, in-plane position and Debye–Waller
