@@ -83,6 +83,10 @@ def kill_generate(tmp_path: Path, reference: Path, seconds: float) -> str:
     code = _kill_after(["generate", "--out", str(out), *GENERATE], seconds, tmp_path)
     if code == 0:
         outcome = "finished before the kill"
+    elif not Path(f"{out}.parts").exists():  # killed while starting: there is nothing to resume
+        assert code == -signal.SIGKILL and not out.exists()
+        assert main(["generate", "--out", str(out), *GENERATE]) == 0
+        outcome = "killed before any output, rerun"
     else:
         assert code == -signal.SIGKILL and not out.exists()
         assert main(["generate", "--out", str(out), *GENERATE]) == 2  # not silently restarted
