@@ -83,6 +83,9 @@ def kill_generate(tmp_path: Path, reference: Path, seconds: float) -> str:
     code = _kill_after(["generate", "--out", str(out), *GENERATE], seconds, tmp_path)
     if code == 0:
         outcome = "finished before the kill"
+    elif out.exists():  # killed after the final rename (the commit point): the output is complete
+        assert code == -signal.SIGKILL
+        outcome = "killed after completing its output"
     elif not Path(f"{out}.parts").exists():  # killed while starting: there is nothing to resume
         assert code == -signal.SIGKILL and not out.exists()
         assert main(["generate", "--out", str(out), *GENERATE]) == 0
@@ -96,6 +99,7 @@ def kill_generate(tmp_path: Path, reference: Path, seconds: float) -> str:
     return outcome
 
 
+@pytest.mark.slow  # ~25 s on a loaded 2-core machine: three subprocesses with their imports
 def test_generate_killed_at_random_points_resumes_bit_identical(tmp_path, generate_reference):
     reference, duration = generate_reference
     outcomes = []
@@ -143,6 +147,7 @@ def kill_train(tmp_path: Path, data: Path, seconds: float) -> str:
     return "killed, resumed"
 
 
+@pytest.mark.slow  # ~30 s: two training subprocesses (torch imports)
 def test_train_killed_resumes_from_its_last_checkpoint(tmp_path, train_data):
     started = time.perf_counter()
     reference = tmp_path / "ref"
