@@ -8,12 +8,12 @@ WORK=${2:-/tmp/mamba-robust}
 OUT=results/robust
 mkdir -p "$WORK" "$OUT/eval"
 if ! command -v mamba-ctr > /dev/null; then
-    mamba-ctr() { PYTHONPATH=python python -c "import sys; from mamba_ctr.cli import main; sys.exit(main())" "$@"; }
+    mamba-ctr() { PYTHONPATH=${PYTHONPATH:-python} python -c "import sys; from mamba_ctr.cli import main; sys.exit(main())" "$@"; }
 fi
 # 500 test structures, the seed of every test set (never used in training)
 [ -f "$WORK/test12L.h5" ] || mamba-ctr generate --preset paper-12L --n 500 --seed 20261125 --quiet --out "$WORK/test12L.h5"
-# (a) scale: U for I × 10^k, k = -8..8, against U for I (300 structures)
-PYTHONPATH=python python "$OUT/invariance.py" "$MODEL" "$WORK/test12L.h5" 300 "$OUT/invariance.json"
+# (a) scale: U for I × 10^k, k = -8..8, against U for I (200 structures)
+PYTHONPATH=python python "$OUT/invariance.py" "$MODEL" "$WORK/test12L.h5" 200 "$OUT/invariance.json"
 # (b, c) R² per atom type against the count level (Poisson counts at each rod's median point), both models
 for counts in 0 100 1000 10000 100000 1000000; do
     for pair in "robust:$MODEL" "shipped:paper-12L"; do
