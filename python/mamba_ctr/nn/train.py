@@ -91,6 +91,9 @@ class Trainer:
         self.wall_s = self.wall_before  # training wall time as rank 0 saw it at the last `should_stop`
         self.best = min((row["val_mae"] for row in self.history), default=math.inf)
         self.loss_sum, self.loss_count = 0.0, 0
+        self.samples_at_start = self.samples_seen  # for the budget (should_stop)
+        self.last_validation_s: float | None = None
+        self.fit_started = time.perf_counter()
         # tqdm's own rule when progress is None (a bar only on a terminal); other ranks never show one
         self.hide_bar = True if not ranks.main else (None if config.progress is None else not config.progress)
 
@@ -99,6 +102,7 @@ class Trainer:
         from tqdm.auto import tqdm
 
         c, n = self.config, self.n_batches
+        self.fit_started = time.perf_counter()  # the training rate for the budget excludes the pilot and set-up
         stop = self.schedule.finished(self.step, self.wall_s)  # from the history: the same on every rank
         while self.step < c.epochs * n and not stop:
             epoch, skip = divmod(self.step, n)
@@ -117,7 +121,16 @@ class Trainer:
             bar.close()
             self.record()
             stop = stop or self.should_stop()
+        self._warn_if_over_budget()
         return self.history
+
+    def _warn_if_over_budget(self) -> None:
+        """One line when a max_minutes budget was overrun by more than 10 %: one validation alone took longer."""
+        spent = time.perf_counter() - self.started
+        budget = None if self.config.max_minutes is None else 60 * self.config.max_minutes
+        if budget is not None and spent > 1.1 * budget and self.ranks.main:
+            print(f"mamba-ctr train: warning: the {budget:.0f} s budget was overrun ({spent:.0f} s): one validation "
+                  f"takes {self.last_validation_s or 0:.0f} s; lower --val-samples to fit the budget", file=sys.stderr)
 
     def train_step(self, x: torch.Tensor, re: torch.Tensor, im: torch.Tensor) -> float:
         """One optimisation step on a batch (X, standardised Re U, Im U); returns its learning rate."""
@@ -165,18 +178,33 @@ class Trainer:
         """Whether the budget is spent or the schedule has ended, as rank 0 sees it (so that every rank takes the
         same decision and learning rate); updates the training wall time `wall_s`."""
         spent = time.perf_counter() - self.started
-        flags = torch.tensor([float(self.config.max_minutes is not None and spent > self.config.max_minutes * 60),
+        # the final validation is part of the budget: stop early enough for it
+        budget_left = None if self.config.max_minutes is None else self.config.max_minutes * 60 - spent
+        flags = torch.tensor([float(budget_left is not None and budget_left < self._validation_seconds()),
                               self.wall_before + spent], dtype=torch.float64)
         if self.ranks.world > 1:
             torch.distributed.broadcast(flags, 0)
         self.wall_s = float(flags[1])
         return bool(flags[0]) or self.schedule.finished(self.step, self.wall_s)
 
+    def _validation_seconds(self) -> float:
+        """Seconds the next validation will take: the last one's, or before any, an estimate from the training
+        rate (a validation sample costs about half a training sample: simulation and forward pass only)."""
+        if self.last_validation_s is not None:
+            return self.last_validation_s
+        trained = self.samples_seen - self.samples_at_start
+        if trained <= 0:
+            return 0.0
+        n_val = self.config.val_samples if self.config.stream else len(self.batches.val_set) * self.ranks.world
+        return 0.5 * n_val * (time.perf_counter() - self.fit_started) / trained
+
     def record(self) -> None:
         """Validate; append a history row; write the checkpoints (best, when it is), history.csv and loss.png."""
         epoch = (self.step - 1) // self.n_batches + 1
         batches = self.step - (epoch - 1) * self.n_batches
+        started = time.perf_counter()
         val = self.evaluate()
+        self.last_validation_s = time.perf_counter() - started
         row = {"epoch": epoch, "batches": batches, "complete": batches == self.n_batches,
                "samples_seen": self.samples_seen,
                "wall_s": round(self.wall_before + time.perf_counter() - self.started, 3),
