@@ -472,7 +472,6 @@ def test_stats_from_kernel_moments_match_of_arrays(backend, dtype):
     """/stats of a generated block from the kernel's moments equal `Stats.of_arrays` of the stored rods to
     round-off (float32: X = ln I differs by at most an ulp of float32 between numpy's log and the kernel's)."""
     from mamba_ctr import _backend, presets, simulate
-    from mamba_ctr.data.pipeline import stats_of_point_moments
     from mamba_ctr.data.stats import Stats
 
     if _backend.available()[backend] is not None:
@@ -482,7 +481,7 @@ def test_stats_from_kernel_moments_match_of_arrays(backend, dtype):
     rods = simulate(preset.sample(n, seed=5, start=1000), preset.grid, backend=backend, dtype=dtype,
                     point_moments=True)
     assert rods.point_moments is not None
-    got = stats_of_point_moments(n, *rods.point_moments, start=1000)
+    got = Stats.of_point_moments(n, *rods.point_moments, start=1000)
     ref = Stats.of_arrays(rods.intensity, rods.film_field, preset.grid.bragg, start=1000)
     assert (got.start, got.stop, got.x.count, got.u_re.count) == (ref.start, ref.stop, ref.x.count, ref.u_re.count)
     rtol = 1e-6 if dtype == "float32" else 1e-10

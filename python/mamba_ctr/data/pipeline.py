@@ -116,21 +116,12 @@ def simulate_block(preset: PerovskitePreset, config: GenerateConfig, backend: st
     params = {f"params/{k}": np.asarray(v, np.float64) for k, v in preset.parameters(structures).items()}
     labels = {f"labels/{k}": np.asarray(v, np.float64) for k, v in preset.labels(structures).items()}
     if rods.point_moments is not None:  # accumulated by the kernel while each structure was in cache
-        stats = stats_of_point_moments(hi - lo, *rods.point_moments, start=lo)
+        stats = _stats.Stats.of_point_moments(hi - lo, *rods.point_moments, start=lo)
     else:
         stats = _stats.Stats.of_arrays(rods.intensity, cast(np.ndarray, rods.film_field), preset.grid.bragg,
                                        start=lo)
     return {"lo": lo, "hi": hi, "backend": rods.backend, "stats": stats,
             "data": {"intensity": rods.intensity, "film_field": rods.film_field, **params, **labels}}
-
-
-def stats_of_point_moments(n: int, mean: np.ndarray, m2: np.ndarray, start: int = 0) -> _stats.Stats:
-    """Stats of structures [start, start + n) from the per-point (mean, M2) of X, Re U, Im U, each (3, R, NL)
-    (`Rods.point_moments`); the global X moments combine the per-point ones as `Stats.of_arrays` does."""
-    x_mean = mean[0].mean()
-    x = _stats.Moments(n * mean[0].size, np.float64(x_mean),
-                       np.float64(m2[0].sum() + n * ((mean[0] - x_mean) ** 2).sum()))
-    return _stats.Stats(start, start + n, x, _stats.Moments(n, mean[1], m2[1]), _stats.Moments(n, mean[2], m2[2]))
 
 
 def write_block(parts: Path, joiner: Joiner | Collector, block: dict, bar: tqdm) -> None:

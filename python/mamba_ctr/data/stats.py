@@ -99,13 +99,16 @@ class Stats:
         mean = np.zeros((3, X.shape[1]))
         m2 = np.zeros((3, X.shape[1]))
         _column_moments(X, parts, mean, m2)
-        x_points = Moments(n, mean[0], m2[0])
+        return cls.of_point_moments(n, mean.reshape(3, *shape), m2.reshape(3, *shape), start)
+
+    @classmethod
+    def of_point_moments(cls, n: int, mean: np.ndarray, m2: np.ndarray, start: int = 0) -> Stats:
+        """Statistics of structures start .. start + n − 1 from the per-point (mean, M2) of X, Re U and Im U,
+        each (3, R, NL) (from `of_arrays` or accumulated by the kernel, `Rods.point_moments`)."""
         # the global X moments from the per-point ones (Chan's formula for P sets of n values each)
-        x_mean = x_points.mean.mean()
-        x = Moments(n * X.shape[1], np.float64(x_mean),
-                    np.float64(x_points.m2.sum() + n * ((x_points.mean - x_mean) ** 2).sum()))
-        return cls(start, start + n, x, Moments(n, mean[1].reshape(shape), m2[1].reshape(shape)),
-                   Moments(n, mean[2].reshape(shape), m2[2].reshape(shape)))
+        x_mean = mean[0].mean()
+        x = Moments(n * mean[0].size, np.float64(x_mean), np.float64(m2[0].sum() + n * ((mean[0] - x_mean) ** 2).sum()))
+        return cls(start, start + n, x, Moments(n, mean[1], m2[1]), Moments(n, mean[2], m2[2]))
 
     def merge(self, other: Stats) -> Stats:
         """Statistics of the union of two adjacent ranges."""
