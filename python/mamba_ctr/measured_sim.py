@@ -202,17 +202,24 @@ def agreement(I_obs: np.ndarray, sigma_I: np.ndarray, I_calc: np.ndarray, rod: n
     residual = IntensityResidual(padded(I_obs, 1.0), used, "sqrt", scale, padded(1 / sigma_F, 0.0))
     F_fit, scales = residual.fitted(padded(I_calc, 1.0)[None])
     F_calc = F_fit[0][rod, position]
+    n_scales = R if scale == "rods" else 1
+    r1, chi2_red, r1_rods, chi2_red_rods = f_figures(F_obs, F_calc, sigma_F, rod, R, rod.size - n_scales,
+                                                     counts - (1 if scale == "rods" else 0))
+    return Agreement(scale=scale, scales=scales[0].copy(), r1=r1, chi2_red=chi2_red, r1_rods=r1_rods,
+                     chi2_red_rods=chi2_red_rods, n_rods=counts, F_obs=F_obs, F_calc=F_calc)
+
+
+def f_figures(F_obs: np.ndarray, F_calc: np.ndarray, sigma_F: np.ndarray, rod: np.ndarray, n_rods: int,
+              dof: int, dof_rods: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """(R1, χ²_red, R1 per rod, χ²_red per rod) on |F| of N points (all (N,)) on rods `rod` (N,) in 0..n_rods−1;
+    χ²_red divides by `dof` overall and by `dof_rods` (n_rods,) per rod (each at least 1)."""
     r2 = ((F_calc - F_obs) / sigma_F) ** 2
     absolute = np.abs(F_calc - F_obs)
-    per_rod = np.bincount(rod, weights=r2, minlength=R)
-    dof_rods = counts - (1 if scale == "rods" else 0)
-    n_scales = R if scale == "rods" else 1
-    return Agreement(
-        scale=scale, scales=scales[0].copy(),
-        r1=float(absolute.sum() / F_obs.sum()), chi2_red=float(r2.sum() / max(rod.size - n_scales, 1)),
-        r1_rods=np.bincount(rod, weights=absolute, minlength=R) / np.bincount(rod, weights=F_obs, minlength=R),
-        chi2_red_rods=per_rod / np.maximum(dof_rods, 1), n_rods=counts, F_obs=F_obs, F_calc=F_calc,
-    )
+    tiny = np.finfo(float).tiny
+    r1_rods = np.bincount(rod, weights=absolute, minlength=n_rods) / np.maximum(
+        np.bincount(rod, weights=F_obs, minlength=n_rods), tiny)
+    chi2_rods = np.bincount(rod, weights=r2, minlength=n_rods) / np.maximum(dof_rods, 1)
+    return (float(absolute.sum() / max(F_obs.sum(), tiny)), float(r2.sum() / max(dof, 1)), r1_rods, chi2_rods)
 
 
 def _multiple(length: float, reference: float, name: str) -> int:

@@ -31,7 +31,7 @@ import numpy as np
 from scipy.linalg import eigh
 
 from ..errors import InputError
-from ..measured_sim import MeasuredSimulator, relative_sigma
+from ..measured_sim import MeasuredSimulator, f_figures, relative_sigma
 from ..physics.model import StructureModel, Structures
 from ..reconstruct.parameters import ParameterSpace
 from ..reconstruct.refine import SimulatedLeastSquares, SolverOptions, fit_once, progress_bar, single_blas_thread
@@ -263,17 +263,11 @@ class StructureFit:
 def goodness(points: MeasuredPoints, I_calc: np.ndarray, n_free: int) -> Goodness:
     """χ²_red (dof = N − n_free) and R1 on |F| of calculated intensities I_calc (R, NL) with scales applied."""
     used = points.used
-    F_calc = np.sqrt(np.maximum(I_calc, 0.0))
-    r2 = np.where(used, ((F_calc - points.F) / points.sigma) ** 2, 0.0)
-    absolute = np.where(used, np.abs(F_calc - points.F), 0.0)
-    n_rod = used.sum(axis=1)
-    tiny = np.finfo(float).tiny
-    return Goodness(
-        chi2_red=float(r2.sum() / max(points.n_points - n_free, 1)),
-        r1=float(absolute.sum() / max(points.F[used].sum(), tiny)),
-        chi2_red_rods=r2.sum(axis=1) / np.maximum(n_rod, 1),
-        r1_rods=absolute.sum(axis=1) / np.maximum(np.where(used, points.F, 0.0).sum(axis=1), tiny),
-    )
+    rod = np.nonzero(used)[0]
+    r1, chi2_red, r1_rods, chi2_red_rods = f_figures(
+        points.F[used], np.sqrt(np.maximum(I_calc[used], 0.0)), points.sigma[used], rod, used.shape[0],
+        points.n_points - n_free, used.sum(axis=1))
+    return Goodness(chi2_red=chi2_red, r1=r1, chi2_red_rods=chi2_red_rods, r1_rods=r1_rods)
 
 
 # ------------------------------------------------------------------ fitting
