@@ -34,11 +34,13 @@ def compiled_module():
 
 def available() -> dict[str, str | None]:
     """Backend name → None if usable, else why not."""
-    return {
-        "compiled": _import("mamba_ctr._core")[1],
-        "numba": _import("mamba_ctr._kernels_numba")[1],
-        "numpy": None,
-    }
+    return {name: _unavailable(name) for name in BACKENDS}
+
+
+def _unavailable(name: str) -> str | None:
+    """None if the backend is usable, else why not (imports only that backend's module)."""
+    module = {"compiled": "mamba_ctr._core", "numba": "mamba_ctr._kernels_numba"}.get(name)
+    return None if module is None else _import(module)[1]
 
 
 def resolve(backend: str | None = "auto") -> str:
@@ -51,14 +53,14 @@ def resolve(backend: str | None = "auto") -> str:
         source = f"backend={requested!r}"
     if requested not in (*BACKENDS, "auto"):
         raise ValueError(f"unknown backend in {source}: expected one of auto, {', '.join(BACKENDS)}")
-    reasons = available()
-    if requested == "auto":
-        return next(name for name in BACKENDS if reasons[name] is None)
-    if reasons[requested] is not None:
+    if requested == "auto":  # the first usable one; later ones are not imported (numba's import takes ~1 s)
+        return next(name for name in BACKENDS if _unavailable(name) is None)
+    reason = _unavailable(requested)
+    if reason is not None:
         hint = (" (build the package with a C++17 compiler: pip install . ; or choose backend='numba')"
                 if requested == "compiled" else "")
         raise RuntimeError(f"backend {requested!r} was asked for ({source}) but is unavailable: "
-                           f"{reasons[requested]}{hint}")
+                           f"{reason}{hint}")
     return requested
 
 

@@ -11,12 +11,12 @@ give the same numbers (to rounding, ~1e-12 relative). std is the population std 
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
-import numba
 import numpy as np
 
 from ..errors import InputError
@@ -153,8 +153,20 @@ class Stats:
                    moments("U_im"))
 
 
-@numba.njit(cache=True, fastmath=False, nogil=True, boundscheck=False)
-def _column_moments(X, parts, mean, m2):  # pragma: no cover - compiled
+def _column_moments(X, parts, mean, m2) -> None:
+    """`_column_moments_loops`, compiled by numba at first use: numba is imported only where statistics are
+    computed in Python, not on the generate path (the compiled kernel accumulates them; numba's import is ~1 s)."""
+    _compiled_column_moments()(X, parts, mean, m2)
+
+
+@functools.cache
+def _compiled_column_moments():
+    import numba
+
+    return numba.njit(cache=True, fastmath=False, nogil=True, boundscheck=False)(_column_moments_loops)
+
+
+def _column_moments_loops(X, parts, mean, m2):  # pragma: no cover - compiled
     """Two-pass float64 mean and M2 per column of X (n, P) and of parts[..., 0], parts[..., 1] (n, P, 2)."""
     n, P = X.shape
     for i in range(n):
