@@ -15,6 +15,7 @@ from typing import Any
 from ._kernel_args import PlanTables
 
 BACKENDS = ("compiled", "numba", "numpy")
+_MODULES = {"compiled": "mamba_ctr._core", "numba": "mamba_ctr._kernels_numba"}  # numpy needs no module
 ENV_VAR = "MAMBA_CTR_BACKEND"
 
 
@@ -28,7 +29,7 @@ def _import(module: str):
 
 
 def compiled_module():
-    module, _ = _import("mamba_ctr._core")
+    module, _ = _import(_MODULES["compiled"])
     return module
 
 
@@ -39,7 +40,7 @@ def available() -> dict[str, str | None]:
 
 def _unavailable(name: str) -> str | None:
     """None if the backend is usable, else why not (imports only that backend's module)."""
-    module = {"compiled": "mamba_ctr._core", "numba": "mamba_ctr._kernels_numba"}.get(name)
+    module = _MODULES.get(name)
     return None if module is None else _import(module)[1]
 
 
@@ -66,7 +67,7 @@ def resolve(backend: str | None = "auto") -> str:
 
 def plan(name: str, tables: PlanTables) -> Any:
     """The kernel plan of a backend ("compiled": `_core.Plan`, or "numba") for checked-once `tables`."""
-    module_name = {"compiled": "mamba_ctr._core", "numba": "mamba_ctr._kernels_numba"}[name]
+    module_name = _MODULES[name]
     module, error = _import(module_name)
     if module is None:
         raise RuntimeError(f"backend {name!r} is unavailable: {error}")
@@ -77,5 +78,5 @@ def max_threads(name: str) -> int:
     """Threads the backend uses by default (1 for numpy)."""
     if name == "numpy":
         return 1
-    module_name = {"compiled": "mamba_ctr._core", "numba": "mamba_ctr._kernels_numba"}[name]
+    module_name = _MODULES[name]
     return int(_import(module_name)[0].max_threads())
