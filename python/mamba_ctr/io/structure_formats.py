@@ -27,7 +27,7 @@ Formats (one atom a line, whitespace separated):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -84,11 +84,7 @@ def read_rod_cell(path: str | Path) -> AtomStructure:
     """ROD/orGUI `.bul` or `.sur`: comment, `a b c α β γ`, then `El x y z [B [B_out] occ]` (fractional)."""
     lines = _read_lines(path)
     title, cell = _rod_header(path, lines)
-    atoms = []
-    for number, line in enumerate(lines[2:], start=3):
-        fields = _strip_comment(line).split()
-        if fields:
-            atoms.append(_rod_atom(path, number, fields))
+    atoms = [_rod_atom(path, number, fields) for number, fields in _atom_lines(lines)]
     return AtomStructure(tuple(atoms), cell, "fractional", title)
 
 
@@ -106,10 +102,7 @@ def read_rod_fit(path: str | Path) -> AtomStructure:
     lines = _read_lines(path)
     title, cell = _rod_header(path, lines)
     atoms = []
-    for number, line in enumerate(lines[2:], start=3):
-        fields = _strip_comment(line).split()
-        if not fields:
-            continue
+    for number, fields in _atom_lines(lines):
         if len(fields) != 16:
             raise InputError(f"{path}, line {number}: a .fit atom line has 16 fields, got {len(fields)}")
         x, y, z = (_number(path, number, fields[i], name) for i, name in ((1, "x"), (6, "y"), (11, "z")))
@@ -130,6 +123,15 @@ def write_rod_fit(path: str | Path, structure: AtomStructure) -> None:
             raise InputError(f"an atom's .fit ties must be 12 fields, got {len(ties)} for {a.species}")
         lines.append(" ".join([a.species, repr(a.x), *ties[0:4], repr(a.y), *ties[4:8], repr(a.z), *ties[8:]]))
     write_text(path, "\n".join(lines) + "\n")
+
+
+def _atom_lines(lines: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of the atom lines of a ROD file: after the comment and the cell, blank lines and
+    comments skipped."""
+    for number, line in enumerate(lines[2:], start=3):
+        fields = _strip_comment(line).split()
+        if fields:
+            yield number, fields
 
 
 def read_cif(path: str | Path) -> AtomStructure:
