@@ -60,7 +60,15 @@ def test_generate_throughput(benchmark, workdir, record_rate, join):
 
 
 def _peak_rss(out: Path, n: int) -> tuple[float, float]:
-    """(seconds, peak RSS in bytes) of `mamba-ctr generate` in a fresh process."""
+    """(seconds, peak RSS in bytes) of `mamba-ctr generate` in a fresh process; the output is removed."""
+    seconds, peak = generate_in_subprocess(out, n)
+    _clean(out)
+    return seconds, peak
+
+
+def generate_in_subprocess(out: Path, n: int) -> tuple[float, float]:
+    """(seconds, peak RSS in bytes) of `mamba-ctr generate` of n paper-12L structures in a fresh process (this
+    checkout's package first on the path); the output is kept."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "python"), env.get("PYTHONPATH")]))
     start = time.perf_counter()
@@ -70,7 +78,6 @@ def _peak_rss(out: Path, n: int) -> tuple[float, float]:
     seconds = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
     assert process.returncode == 0
-    _clean(out)
     return seconds, usage.ru_maxrss * 1024  # Linux: KiB
 
 
@@ -99,10 +106,14 @@ def _fresh_generate(out: Path, n: int, block_size: int) -> tuple[float, float | 
         time.sleep(0.01)
     seconds = time.perf_counter() - start
     assert process.returncode == 0
-    data = Path(str(out) + ".data")
-    size = out.stat().st_size + sum(p.stat().st_size for p in data.glob("*"))
+    size = dataset_bytes(out)
     _clean(out)
     return seconds, first, size
+
+
+def dataset_bytes(out: Path) -> int:
+    """Bytes of a generated dataset: the file and its block files (`FILE.h5.data/`, the vds join)."""
+    return out.stat().st_size + sum(p.stat().st_size for p in Path(str(out) + ".data").glob("*"))
 
 
 def _fsync_write_seconds(path: Path, size: int, chunk: int = 64 << 20) -> float:

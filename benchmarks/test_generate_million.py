@@ -16,14 +16,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from test_generate import _clean, dataset_bytes, generate_in_subprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "generate_million.json"
@@ -36,25 +35,11 @@ pytestmark = [
 
 
 def _generate(out: Path, n: int) -> dict:
-    """Seconds, structures/s and peak RSS of `mamba-ctr generate` of n structures in a fresh process."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "python"), env.get("PYTHONPATH")]))
-    start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "mamba_ctr.cli", "generate", "--out", str(out), "--n", str(n),
-                                "--quiet"], env=env)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    assert os.waitstatus_to_exitcode(status) == 0
-    data = Path(str(out) + ".data")
-    size = out.stat().st_size + sum(p.stat().st_size for p in data.glob("*"))
+    """Seconds, structures/s, peak RSS and bytes of `mamba-ctr generate` of n structures in a fresh process."""
+    seconds, peak = generate_in_subprocess(out, n)
+    size = dataset_bytes(out)
     return {"n": n, "seconds": round(seconds, 1), "structures_per_s": round(n / seconds),
-            "peak_rss_MiB": round(usage.ru_maxrss / 1024), "bytes": size}
-
-
-def _clean(out: Path) -> None:
-    out.unlink(missing_ok=True)
-    for suffix in (".parts", ".data"):
-        shutil.rmtree(Path(str(out) + suffix), ignore_errors=True)
+            "peak_rss_MiB": round(peak / 2**20), "bytes": size}
 
 
 def _read_back(out: Path, n: int) -> dict:
