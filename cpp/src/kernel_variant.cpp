@@ -664,6 +664,15 @@ void one_group(const Plan& pl, Scratch& sc, double* xs, std::int64_t g, std::com
   }
 }
 
+#ifdef MAMBA_CTR_HAVE_OPENMP
+// Threads of a team for `work` items: the caller's count (already resolved, >= 1, by Plan::run) but no more
+// threads than items.
+inline int team_size(int threads, std::int64_t work) {
+  const std::int64_t nt = imin(threads, work);
+  return nt < 1 ? 1 : static_cast<int>(nt);
+}
+#endif
+
 template <class Real, bool RealFF, bool RealPhase>
 void run_all(const Plan& pl, std::complex<Real>* U, Real* I, int threads) {
   const std::int64_t n = pl.n;
@@ -671,10 +680,7 @@ void run_all(const Plan& pl, std::complex<Real>* U, Real* I, int threads) {
     const std::int64_t NG = (n + kGroup - 1) / kGroup;
     const std::int64_t xs_size = 2 * round_up(pl.R * pl.NL, NW) + NW;
 #ifdef MAMBA_CTR_HAVE_OPENMP
-    int nt = threads > 0 ? threads : omp_get_max_threads();
-    if (nt < 1) nt = 1;
-    if (static_cast<std::int64_t>(nt) > NG) nt = static_cast<int>(NG);
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(team_size(threads, NG))
     {
       Scratch sc(pl);
       Buffer<double> xs(xs_size);
@@ -692,10 +698,7 @@ void run_all(const Plan& pl, std::complex<Real>* U, Real* I, int threads) {
     return;
   }
 #ifdef MAMBA_CTR_HAVE_OPENMP
-  int nt = threads > 0 ? threads : omp_get_max_threads();
-  if (nt < 1) nt = 1;
-  if (static_cast<std::int64_t>(nt) > n) nt = static_cast<int>(n);
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(team_size(threads, n))
   {
     Scratch sc(pl);
     // dynamic chunks of structures (see above); a structure's bits do not depend on its thread
