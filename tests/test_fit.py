@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mamba_ctr.baselines.fit_params import FitParameters
+from mamba_ctr.physics.structure_params import FitParameters
 from mamba_ctr.baselines.lsq import IntensityResidual
 from mamba_ctr.baselines.structure_fit import (
     MeasuredLeastSquares,

@@ -1,7 +1,7 @@
 """Least-squares refinement of a general structure against measured rods, as ROD and GenX users do it.
 
-The parameters named in a PARAMS file (`fit_params.FitParameters`: z of atom groups, c, occupancies, site
-mixing, Debye–Waller, β, free scales; bounds and ties) are fitted to the measured |F| by bounded trust-region
+The parameters named in a PARAMS file (`physics.structure_params.FitParameters`: z of atom groups, c, occupancies,
+site mixing, Debye–Waller, β, free scales; bounds and ties) are fitted to the measured |F| by bounded trust-region
 least squares with σ-weighted residuals
 
     r_i = (√(s_rod · I_calc,i) − |F|_obs,i) / σ_F,i
@@ -33,9 +33,9 @@ from scipy.linalg import eigh
 from ..errors import InputError
 from ..measured_sim import MeasuredSimulator, f_figures, relative_sigma
 from ..physics.model import StructureModel, Structures
+from ..physics.structure_params import FitParameters
 from ..reconstruct.parameters import ParameterSpace
 from ..reconstruct.refine import SimulatedLeastSquares, SolverOptions, fit_once, progress_bar, single_blas_thread
-from .fit_params import FitParameters
 from .lsq import IntensityResidual, parameter_uncertainties
 
 ERROR_MODELS = ("poisson", "relative:<fraction>", "constant:<sigma>")

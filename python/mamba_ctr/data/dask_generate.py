@@ -27,7 +27,7 @@ from typing import Literal
 from tqdm import tqdm
 
 from ..errors import InputError
-from ..physics.presets import resolve as resolve_preset
+from ..families import resolve as resolve_preset
 from .generate import GenerateConfig, check_output, data_dir, generate, merge, parts_dir
 from .hdf5 import is_complete
 

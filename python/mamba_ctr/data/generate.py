@@ -34,8 +34,8 @@ import h5py
 from .._files import exclusive_lock, fsync_dir, write_text
 from .._version import __version__
 from ..errors import InputError
-from ..physics.presets import PerovskitePreset
-from ..physics.presets import resolve as resolve_preset
+from ..families import Family
+from ..families import resolve as resolve_preset
 from .generate_config import GenerateConfig, parse_shard, shard_range
 from .hdf5 import is_complete
 from .join import data_dir, merge, parts_dir, remove_aside
@@ -117,7 +117,7 @@ def check_output(out: Path, config: GenerateConfig, replace_broken: bool = False
                               "it or --overwrite to start again")
 
 
-def _manifest(config: GenerateConfig, preset: PerovskitePreset, backend: str) -> dict:
+def _manifest(config: GenerateConfig, preset: Family, backend: str) -> dict:
     start, stop = config.index_range
     return {"format_version": 1, "preset": preset.to_dict(), "seed": config.seed, "n": config.n,
             "shard": list(config.shard) if config.shard else None, "start": start, "stop": stop,

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .._files import atomic_path, fsync_dir, fsync_file
-from ..physics.presets import PerovskitePreset
+from ..families import Family
 from . import stats as _stats
 from .generate_config import GenerateConfig
 from .hdf5 import file_attrs
@@ -43,7 +43,7 @@ FSYNC_EACH_BLOCK = True  # fsync each block file when written (True) or all of t
 STALE = ("*.tmp", ".*.tmp.*")  # temporary files a killed run may leave in FILE.h5.parts/
 
 
-def generate_blocks(config: GenerateConfig, preset: PerovskitePreset, backend: str, parts: Path,
+def generate_blocks(config: GenerateConfig, preset: Family, backend: str, parts: Path,
                     out: Path, token: str) -> None:
     """Simulate the blocks of `config` missing from `parts`, join all of them and put the output in place."""
     start, stop = config.index_range
@@ -93,7 +93,7 @@ def generate_blocks(config: GenerateConfig, preset: PerovskitePreset, backend: s
             temporary.unlink()
 
 
-def _rod_buffers(config: GenerateConfig, preset: PerovskitePreset,
+def _rod_buffers(config: GenerateConfig, preset: Family,
                  blocks: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
     """(intensity, film_field) arrays for the largest block, allocated lazily by the OS (pages on first use)."""
     size = max((hi - lo for lo, hi in blocks), default=0)
@@ -102,7 +102,7 @@ def _rod_buffers(config: GenerateConfig, preset: PerovskitePreset,
             np.empty((size, *preset.grid.shape), np.complex64 if real == np.float32 else np.complex128))
 
 
-def simulate_block(preset: PerovskitePreset, config: GenerateConfig, backend: str, lo: int, hi: int,
+def simulate_block(preset: Family, config: GenerateConfig, backend: str, lo: int, hi: int,
                    buffers: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Structures [lo, hi): their rods (into the leading rows of `buffers` if given), parameters, labels and
     statistics."""

@@ -31,7 +31,6 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from .._checks import check_count
 from ..physics import presets as _presets
-from ..physics.presets import PerovskitePreset
 from ..simulate import network_input, simulate
 from . import stats as _stats
 from .hdf5 import open_complete
@@ -267,7 +266,7 @@ class SimulatedRods(IterableDataset):
     runs on one thread each (no oversubscription); otherwise on `threads` (0: the runtime default).
 
     Args:
-        preset: a preset name, a TOML family file, or a PerovskitePreset.
+        preset: a preset name, a preset TOML, a FAMILY.toml, or a family object (mamba_ctr.families).
         seed: sampling seed.
         start, stop: global structure index range.
         batch_size: structures per batch (> 0).
@@ -279,18 +278,15 @@ class SimulatedRods(IterableDataset):
             nuisances keyed by structure index, then the scale-free input).
     """
 
-    def __init__(self, preset: str | os.PathLike | PerovskitePreset, seed: int, start: int, stop: int,
+    def __init__(self, preset: str | os.PathLike | Any, seed: int, start: int, stop: int,
                  batch_size: int, normalisation: Normalisation, backend: str = "auto", shuffle_blocks: bool = False,
                  drop_last: bool = False, rank: int | None = None, world_size: int | None = None,
                  threads: int = 0, make_input: Any = None) -> None:
         super().__init__()
         self.make_input = make_input
-        if isinstance(preset, PerovskitePreset):
-            self.preset = preset
-        else:
-            from ..physics.presets import resolve as resolve_preset
+        from ..families import resolve as resolve_family
 
-            self.preset = resolve_preset(preset)
+        self.preset = resolve_family(preset)
         for name, value, minimum in (("seed", seed, 0), ("start", start, 0), ("stop", stop, 0),
                                      ("batch_size", batch_size, 1), ("threads", threads, 0)):
             check_count(name, value, minimum)

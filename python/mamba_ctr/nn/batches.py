@@ -99,7 +99,7 @@ def _pilot_normalisation(preset, seed: int, n: int, budget_s: float | None = Non
 
 
 def _stream_data(config: TrainConfig, normalisation: Normalisation | None) -> TrainingData:
-    from ..physics.presets import resolve as resolve_preset
+    from ..families import resolve as resolve_preset
 
     assert config.stream is not None
     preset = resolve_preset(config.stream)

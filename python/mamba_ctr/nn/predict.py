@@ -87,13 +87,13 @@ def predict_field(checkpoint: Checkpoint, intensity: np.ndarray, *, batch_size: 
 def check_prediction(checkpoint: Checkpoint, intensity: np.ndarray, film_field: np.ndarray) -> Consistency | None:
     """Scale and R1 of |U + S|² against the intensities (n, R, NL), S being the substrate field of the
     checkpoint's preset on its grid; None when the checkpoint records no preset."""
-    from ..physics import presets
+    from .. import families
     from ..simulate import simulate
 
     stored = checkpoint.metadata.get("preset")
     if not stored:
         return None
-    preset = presets.from_dict(stored)
+    preset = families.from_dict(stored)
     substrate = simulate(preset.nominal(), checkpoint.grid).substrate_field
     intensity = _check_intensity(intensity, checkpoint)
     return forward_consistency(film_field, substrate, intensity, checkpoint.grid.bragg)

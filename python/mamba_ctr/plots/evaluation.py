@@ -132,6 +132,9 @@ def plot_evaluation(out: str | Path, preset: PerovskitePreset, report: Mapping, 
     from .density import crop_to_film, plot_density_slices, plot_extracted_labels
 
     out, i, n = Path(out), example, len(true_field)
+    if not isinstance(preset, PerovskitePreset):  # a family around a structure file: no perovskite columns
+        return _plot_family_evaluation(out, preset, report, true_labels, predicted_labels, true_field,
+                                       predicted_field, start, example)
     paths = [out / f"{name}.png" for name in ("density_slices", "positions", "scatter", "r2", "field_00")]
     x, z, rho = density_slices(np.stack([true_field[i], predicted_field[i]]), preset.grid)
     z, truth_slices, predicted_slices = crop_to_film(z, rho[0], rho[1])
@@ -147,6 +150,21 @@ def plot_evaluation(out: str | Path, preset: PerovskitePreset, report: Mapping, 
     plot_r2_bars(preset, report["r2_per_label"], reference, path=paths[3], title=f"R² per label ({n} structures)")
     other = (i + 1 + np.random.default_rng(start).integers(n - 1)) % n if n > 1 else i
     plot_field_00(preset.grid, true_field[i], predicted_field[i], true_field[other], path=paths[4])
+    return paths
+
+
+def _plot_family_evaluation(out: Path, family, report: Mapping, true_labels: Mapping[str, np.ndarray],
+                            predicted_labels: Mapping[str, np.ndarray], true_field: np.ndarray,
+                            predicted_field: np.ndarray, start: int, example: int) -> list[Path]:
+    """scatter.png, r2.png and field_00.png of a structure family's evaluation (its labels are fitted to U)."""
+    i, n = example, len(true_field)
+    paths = [out / f"{name}.png" for name in ("scatter", "r2", "field_00")]
+    plot_label_scatter(family, true_labels, predicted_labels, report["r2_per_label"], path=paths[0],
+                       title=f"{family.name}: {n} test structures")
+    reference = report.get("true_field_extraction", {}).get("r2_per_label")
+    plot_r2_bars(family, report["r2_per_label"], reference, path=paths[1], title=f"R² per label ({n} structures)")
+    other = (i + 1 + np.random.default_rng(start).integers(n - 1)) % n if n > 1 else i
+    plot_field_00(family.grid, true_field[i], predicted_field[i], true_field[other], path=paths[2])
     return paths
 
 

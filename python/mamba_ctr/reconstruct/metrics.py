@@ -8,16 +8,18 @@ R² averages per atom type use identifiable labels only (physics.md: the top lay
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..physics.presets import PerovskitePreset
+if TYPE_CHECKING:
+    from ..families import Family
 
 OUTLIER_MARGIN = 0.1
 """Fraction of a label's sampled range (high − low) a value may lie outside it before it counts as an outlier."""
 
 
-def apply_outlier_rule(predicted: Mapping[str, np.ndarray], preset: PerovskitePreset, margin: float = OUTLIER_MARGIN,
+def apply_outlier_rule(predicted: Mapping[str, np.ndarray], preset: Family, margin: float = OUTLIER_MARGIN,
                        true: Mapping[str, np.ndarray] | None = None) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Replace outliers by the label's nominal value.
 
@@ -46,7 +48,7 @@ def apply_outlier_rule(predicted: Mapping[str, np.ndarray], preset: PerovskitePr
     return corrected, counts
 
 
-def fit_start(predicted: Mapping[str, np.ndarray], preset: PerovskitePreset,
+def fit_start(predicted: Mapping[str, np.ndarray], preset: Family,
               true: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Extracted labels made usable as the start of a least-squares fit: the outlier rule applied, and every value
     still missing (NaN) replaced by the label's nominal value. `true`: as for `apply_outlier_rule`."""
@@ -71,7 +73,7 @@ def r2_score(true: np.ndarray, predicted: np.ndarray) -> float:
     return 1.0 - float(np.sum((t - p) ** 2)) / total
 
 
-def r2_scores(true: Mapping[str, np.ndarray], predicted: Mapping[str, np.ndarray], preset: PerovskitePreset,
+def r2_scores(true: Mapping[str, np.ndarray], predicted: Mapping[str, np.ndarray], preset: Family,
               outlier_rule: bool = True) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
     """R² of extracted against true labels.
 
@@ -86,8 +88,8 @@ def r2_scores(true: Mapping[str, np.ndarray], predicted: Mapping[str, np.ndarray
         (label → R², group → mean R² over its identifiable labels, label → outliers replaced). Groups are the
         LabelSpec groups: "c", "B", "O_ap", "O_eq", "p" and, for rough presets, "occupancy".
     """
-    if not isinstance(preset, PerovskitePreset):
-        raise TypeError(f"preset must be a PerovskitePreset, got {type(preset).__name__}")
+    if not callable(getattr(preset, "label_specs", None)):
+        raise TypeError(f"preset must be a preset or structure family, got {type(preset).__name__}")
     margin = OUTLIER_MARGIN if outlier_rule else np.inf
     corrected, counts = apply_outlier_rule(predicted, preset, margin, true=true)
     per_label: dict[str, float] = {}
@@ -99,7 +101,7 @@ def r2_scores(true: Mapping[str, np.ndarray], predicted: Mapping[str, np.ndarray
     return per_label, {group: float(np.mean(values)) for group, values in groups.items()}, counts
 
 
-def label_rmse(true: Mapping[str, np.ndarray], predicted: Mapping[str, np.ndarray], preset: PerovskitePreset,
+def label_rmse(true: Mapping[str, np.ndarray], predicted: Mapping[str, np.ndarray], preset: Family,
                outlier_rule: bool = True) -> dict[str, float]:
     """Root-mean-square error of each label over the structures where it exists (the paper's Fig. 2b error bars).
 

@@ -110,7 +110,7 @@ class _Inputs:
     film: Any            # physics.film_from_atoms.AtomFilm
     simulator: Any       # measured_sim.MeasuredSimulator
     points: Any          # baselines.structure_fit.MeasuredPoints
-    params: Any          # baselines.fit_params.FitParameters
+    params: Any          # physics.structure_params.FitParameters
     params_bytes: bytes
     dropped: list[str]
     near_bragg: int
@@ -119,7 +119,6 @@ class _Inputs:
 
 def _read_inputs(config: Config) -> _Inputs:
     """Read and check every input; nothing is written."""
-    from ..baselines.fit_params import FitParameters
     from ..baselines.structure_fit import MeasuredPoints
     from ..io.ctr_formats import read_rods
     from ..io.measured import format_key
@@ -127,6 +126,7 @@ def _read_inputs(config: Config) -> _Inputs:
     from ..measured_sim import MeasuredSimulator
     from ..physics.film_from_atoms import build_film
     from ..physics.grid import SRTIO3_A
+    from ..physics.structure_params import FitParameters
 
     with user_path(config.data, "read"):
         rods = read_rods(config.data, config.format, columns=config.columns or None, skip_rows=config.skip_rows)

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..physics.form_factors import Scatterer
-from ..physics.model import StructureModel, Structures
+from .form_factors import Scatterer
+from .model import StructureModel, Structures
 
 TARGETS = ("z", "c", "occupancy", "fraction", "mix", "u_iso", "b_iso", "beta", "scale")
 SCALE_MODES = ("global", "rods", "none")
