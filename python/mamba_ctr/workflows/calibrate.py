@@ -1,0 +1,242 @@
+"""`mamba-ctr calibrate MODEL --data CAL.h5 --counts 1000`: calibrate the uncertainty of a scale-free model's
+predictions (docs/uncertainty.md). Writes calibration.json and calibration.md to out.
+
+The structures of CAL.h5 (simulated with a seed used neither in training nor for testing) are measured at
+`counts` (Poisson counts at each rod's median point; 0: noise-free), predicted with test-time draws
+(nn.uncertainty: `draws` re-measured copies of each input, a `mask_fraction` of the points masked, an L offset of
+σ `l_offset`), and the spread of the draws is turned into 68 % intervals by normalised split conformal
+prediction (reconstruct.calibration): per label group (c, B, O_ap, O_eq, p, …) and per rod of U (or all points
+pooled) the quantile q_g of |y − ŷ| / (s + τ_g). `predict_with_uncertainty(..., calibration=...)` and
+`mamba-ctr evaluate --calibration` use the file.
+
+    >>> from mamba_ctr.workflows import calibrate
+    >>> calibration = calibrate.run(calibrate.Config(model="runs/robust", data="cal.h5", out="cal")).value
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import _files
+from .._checks import check_count
+from .._version import __version__
+from ..errors import InputError
+from ..physics.grid import Grid
+from ..reconstruct import extract_labels
+from ..reconstruct.calibration import Calibration
+
+if TYPE_CHECKING:
+    from ..nn.uncertainty import Extractor
+from ._common import Result, output_dir, user_path
+
+__all__ = ["Config", "measured_intensity", "run"]
+
+
+@dataclass
+class Config:
+    model: str = field(metadata={"help": "scale-free model: training directory (its best checkpoint) or checkpoint",
+                                 "positional": True})
+    data: Path = field(metadata={"help": "calibration dataset FILE.h5 with /intensity, /film_field and /labels "
+                                         "(mamba-ctr generate with a seed used neither in training nor for testing)"})
+    out: Path = field(default=Path("mamba-ctr-calibrate"), metadata={"help": "output directory"})
+    n: int = field(default=600, metadata={"help": "calibration structures: rows [start, start + n) of the file"})
+    start: int = field(default=0, metadata={"help": "first structure of the file"})
+    counts: float = field(default=1000.0, metadata={
+        "help": "Poisson counts at each rod's median point of the calibration data, and the level the draws "
+                "re-count at (0: noise-free)"})
+    draws: int = field(default=16, metadata={"help": "test-time draws per structure"})
+    mask_fraction: float = field(default=0.1, metadata={"help": "fraction of the measured points each draw masks"})
+    l_offset: float = field(default=0.005, metadata={"help": "σ of each draw's L offset (L units)"})
+    level: float = field(default=0.68, metadata={"help": "nominal coverage of the intervals"})
+    pooled: bool = field(default=False, metadata={"help": "one calibration group for all points of U instead of "
+                                                          "one per rod"})
+    seed: int = field(default=0, metadata={"help": "seed of the draws"})
+    noise_seed: int = field(default=1, metadata={"help": "seed of the calibration data's counting noise (evaluate's "
+                                                         "test noise uses 0)"})
+    test: Path | None = field(default=None, metadata={
+        "help": "a disjoint test dataset FILE.h5 (another seed): the coverage of the intervals is measured on it "
+                "(coverage.json/csv/md and figures)"})
+    n_test: int = field(default=500, metadata={"help": "test structures: rows [0, n_test) of --test"})
+    test_noise_seed: int = field(default=0, metadata={"help": "seed of the test data's counting noise (the test "
+                                                              "draws use seed + 1)"})
+    figures: bool = field(default=True, metadata={"help": "with --test: write the PNG figures (needs matplotlib)"})
+    example: int = field(default=0, metadata={"help": "with --test: the test structure of the field figure"})
+    threads: int = field(default=0, metadata={"help": "torch threads (0: torch's default)"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an earlier calibration in out"})
+
+    def __post_init__(self) -> None:
+        self.data, self.out = Path(self.data), output_dir(self.out)
+        check_count("n", self.n, 2)
+        for name in ("start", "seed", "noise_seed", "test_noise_seed", "threads", "example"):
+            check_count(name, getattr(self, name), 0)
+        check_count("n_test", self.n_test, 1)
+        if self.example >= self.n_test:
+            raise InputError(f"example must be < n_test = {self.n_test}, got {self.example}")
+        if self.test is not None:
+            self.test = Path(self.test)
+            if not self.test.is_file():
+                raise InputError(f"no test dataset file {self.test}")
+            if self.test.resolve() == self.data.resolve():
+                raise InputError("the test set must be disjoint from the calibration set: give another file")
+        check_count("draws", self.draws, 2)
+        if not (self.counts >= 0 and self.counts < float("inf")):
+            raise InputError(f"counts must be a finite number ≥ 0 (0: noise-free), got {self.counts!r}")
+        if not 0 < self.level < 1:
+            raise InputError(f"level must lie in (0, 1), got {self.level!r}")
+        if not self.data.is_file():
+            raise InputError(f"no dataset file {self.data}")
+        if (self.out / "calibration.json").exists() and not self.overwrite:
+            raise InputError(f"{self.out / 'calibration.json'} exists (pass --overwrite to replace it)")
+
+
+def measured_intensity(intensity: np.ndarray, grid: Grid, counts: float, seed: int, start: int) -> np.ndarray:
+    """Noise-free intensities (n, R, NL) as measured with Poisson counts at each rod's median point (structure i
+    draws from the noise stream (seed, start + i)); unchanged for counts = 0."""
+    if counts <= 0:
+        return intensity
+    from ..baselines import NoiseModel, add_noise
+
+    return add_noise(intensity, grid, NoiseModel(counts=counts, rod_scale=0.0, seed=seed), start=start).intensity
+
+
+def command(config: Config) -> str:
+    """The command line that makes this calibration (options at their defaults left out, but --data and
+    --counts)."""
+    parts = ["mamba-ctr calibrate", str(config.model)]
+    for f in dataclasses.fields(Config):
+        value = getattr(config, f.name)
+        if f.name == "model" or (value == f.default and f.name != "counts"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        parts.append((flag if value else "--no-" + f.name.replace("_", "-")) if isinstance(value, bool)
+                     else f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
+    return " ".join(parts)
+
+
+def run(config: Config) -> Result:
+    """Calibrate (and measure the coverage on --test); `Result.value` is the Calibration (also in
+    out/calibration.json)."""
+    import torch
+
+    from .. import models
+    from ..nn.uncertainty import DrawSettings, calibrate, label_groups, predict_with_uncertainty, rod_names
+    from .evaluate import _check_compatible, read_test_set
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    checkpoint = models.load(config.model)
+    preset, intensity, true_field, true_labels = read_test_set(config.data, config.start, config.n)
+    _check_compatible(checkpoint, preset, config.data)
+    if config.test is not None:  # every input is checked before the long work starts
+        test = read_test_set(config.test, 0, config.n_test)
+        _check_compatible(checkpoint, test[0], config.test)
+    settings = DrawSettings(draws=config.draws, counts=config.counts, mask_fraction=config.mask_fraction,
+                            l_offset=config.l_offset)
+    extract = _extractor(preset)
+    started = time.perf_counter()
+    prediction = predict_with_uncertainty(
+        checkpoint, measured_intensity(intensity, preset.grid, config.counts, config.noise_seed, config.start),
+        settings=settings, seed=config.seed, start=config.start, extract=extract)
+    seconds = time.perf_counter() - started
+    meta = {"method": "normalised split conformal over test-time draws (mamba_ctr.nn.uncertainty)",
+            "model": str(config.model), "data": str(config.data), "preset": preset.name,
+            "rows": [config.start, config.start + config.n], "n_calibration": config.n, "counts": config.counts,
+            "noise_seed": config.noise_seed, "command": command(config), "mamba_ctr_version": __version__,
+            "seconds_per_structure": seconds / config.n}
+    calibration = calibrate(prediction, true_labels, true_field, label_groups(preset), rod_names(preset.grid),
+                            level=config.level, pooled=config.pooled, meta=meta)
+    with user_path(config.out):
+        config.out.mkdir(parents=True, exist_ok=True)
+        calibration.write(config.out / "calibration.json")
+        _files.write_text(config.out / "calibration.md", report(calibration))
+    text = report(calibration)
+    if config.test is not None:
+        coverage = _test_coverage(config, checkpoint, test, calibration, extract)
+        text += "\n\n" + coverage_report(coverage)
+    return Result(calibration, f"{text}\nfiles in {config.out}")
+
+
+def _test_coverage(config: Config, checkpoint, test: tuple, calibration: Calibration, extract) -> dict[str, Any]:
+    """Predict the test set with the calibration, measure the coverage per group, write coverage.* and figures."""
+    from ..nn.uncertainty import coverage_of, predict_with_uncertainty, rod_names
+
+    preset, intensity, true_field, true_labels = test
+    started = time.perf_counter()
+    prediction = predict_with_uncertainty(
+        checkpoint, measured_intensity(intensity, preset.grid, config.counts, config.test_noise_seed, 0),
+        calibration=calibration, seed=config.seed + 1, extract=extract)
+    seconds = time.perf_counter() - started
+    rods = rod_names(preset.grid)
+    measured = coverage_of(prediction, true_labels, true_field, rods)
+    inside = [g["coverage"] * g["n"] for g in measured["points"].values()]
+    n_points = sum(g["n"] for g in measured["points"].values())
+    coverage = {"level": calibration.level, "test": str(config.test), "n_test": config.n_test,
+                "counts": config.counts, "test_noise_seed": config.test_noise_seed, "draw_seed": config.seed + 1,
+                "calibration": calibration.meta, "labels": measured["labels"], "points": measured["points"],
+                "points_overall": sum(inside) / n_points if n_points else float("nan"),
+                "seconds_per_structure": seconds / config.n_test}
+    rows = [{"kind": kind, "group": g, **values} for kind in ("labels", "points") for g, values in
+            measured[kind].items()]
+    with user_path(config.out):
+        _files.write_json(config.out / "coverage.json", coverage)
+        _files.write_csv(config.out / "coverage.csv", rows)
+        _files.write_text(config.out / "coverage.md", coverage_report(coverage))
+        if config.figures:
+            _figures(config, preset, prediction, true_labels, true_field, measured, rods)
+    return coverage
+
+
+def _figures(config: Config, preset, prediction, true_labels, true_field, measured, rods) -> None:
+    from ..plots.uncertainty import plot_field_band, plot_label_intervals
+
+    calibration = prediction.calibration
+    names = [name for name in calibration.label_groups if name in prediction.labels]
+    groups = {name: calibration.label_groups[name] for name in names}
+    widths = {name: prediction.label_half_width(name) for name in names}
+    counts = f"{config.counts:g} counts" if config.counts else "noise-free"
+    plot_label_intervals(true_labels, prediction.labels, widths, groups,
+                         {g: v["coverage"] for g, v in measured["labels"].items()},
+                         path=config.out / "label_intervals.png",
+                         title=f"{calibration.level:.0%} intervals, {config.n_test} test structures, {counts}")
+    i = config.example
+    plot_field_band(preset.grid.L, true_field[i], prediction.film_field[i], prediction.field_half_width(rods)[i],
+                    rods, path=config.out / "field_band.png",
+                    title=f"test structure {i}: predicted U with its {calibration.level:.0%} interval ({counts})",
+                    band_label=f"{calibration.level:.0%} interval")
+
+
+def coverage_report(coverage: dict[str, Any]) -> str:
+    """Markdown: coverage and mean half-width per label group and per rod of U."""
+    lines = [f"## Coverage of the {coverage['level']:.0%} intervals on {coverage['n_test']} test structures "
+             f"({coverage['test']}, {coverage['counts']:g} counts)", "",
+             "| group | coverage | mean half-width | n |", "|---|---:|---:|---:|"]
+    for kind in ("labels", "points"):
+        prefix = "U " if kind == "points" else ""
+        lines += [f"| {prefix}{g} | {v['coverage']:.3f} | {v['mean_half_width']:.4g} | {v['n']} |"
+                  for g, v in coverage[kind].items()]
+    lines.append(f"| U, all points | {coverage['points_overall']:.3f} | | |")
+    return "\n".join(lines)
+
+
+def _extractor(preset: Any) -> Extractor:
+    """The labels of film fields as `evaluate` extracts them for a paper preset (the density's peaks)."""
+    return partial(extract_labels, grid=preset.grid, preset=preset)
+
+
+def report(calibration: Calibration) -> str:
+    """Markdown: the command, q_g and τ_g per label group and per group of points."""
+    meta = calibration.meta
+    lines = [f"# Calibration of {meta.get('model')} ({meta.get('n_calibration')} structures, "
+             f"{meta.get('counts')} counts, {meta.get('draws', {}).get('draws')} draws)", "",
+             f"`{meta.get('command')}`", "", f"level {calibration.level}: interval ŷ ± q_g (s + τ_g)", "",
+             "| group | q_g | τ_g | n |", "|---|---:|---:|---:|"]
+    for kind, groups in (("", calibration.labels), ("U ", calibration.points)):
+        lines += [f"| {kind}{g} | {c.q:.3f} | {c.tau:.4g} | {c.n} |" for g, c in groups.items()]
+    return "\n".join(lines)
