@@ -16,7 +16,7 @@ from types import ModuleType
 __all__ = ["COMMANDS", "load"]
 
 COMMANDS = ("info", "simulate", "generate", "merge", "stats", "train", "evaluate", "predict", "fit", "demo", "study",
-            "compare")
+            "compare", "calibrate")
 
 
 def load(command: str) -> ModuleType:
