@@ -59,8 +59,10 @@ def _parser(command: str, module: types.ModuleType) -> argparse.ArgumentParser:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs["metavar"] = "{" + ",".join(choices) + "}" if choices else f.name.upper()
-        if f.metadata.get("positional"):  # optional here: it may come from --config
+        if f.metadata.get("positional"):  # optional here: it may come from --config (or --name, the older form)
             parser.add_argument(f.name, nargs="*" if typing.get_origin(hint) is tuple else "?", **kwargs)
+            parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=argparse.SUPPRESS,
+                                help=argparse.SUPPRESS)
         else:
             parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, **kwargs)
     if "quiet" not in {f.name for f, _ in fields}:

@@ -43,6 +43,7 @@ def main() -> None:
         'columns = "h,k,l,I,skip"',
         'basis = ["1/2", 0, 0, "1/2"]',
         "points_per_L = 50",
+        "L = [0.0, 4.52]                     # from L = 0.02 (so that the density can be reconstructed) to the end",
         'rods = "producible"',
         "",
     ]

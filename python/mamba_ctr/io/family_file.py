@@ -15,6 +15,9 @@
     basis = ["1/2", 0, 0, "1/2"]        # (H, K) = M (h, k) into the substrate's cell
     points_per_L = 50                   # uniform model L step 1/points_per_L (Bragg peaks at integer L on it)
     rods = "producible"                 # leave out rods the cell cannot produce ("all": refuse them)
+    # L = [0, 4.5]                     # optional: the L range (default the measured one); starting the grid at
+    #                                   #   L = 1/points_per_L lets the density be reconstructed (unmeasured
+    #                                   #   points are masked in the input, predicted in U)
     # ... or given: rods = [[0, 0], [1, 0]] (substrate cell) and L = [0.5, 4.5], without data
 
     [[param]]                           # what varies: the PARAMS entries of `mamba-ctr fit` (docs/fit.md);
@@ -88,7 +91,8 @@ def read_family(path: str | os.PathLike) -> StructureFamily:
     }
     film, multiple = _film(source, where)
     grid = _grid(grid_spec, base, source["reader"], film, multiple, where)
-    return _family(str(family["name"]), str(family.get("description", family["name"])), film, grid, source, where)
+    return _family(str(family["name"]), str(family.get("description", family["name"])), film, multiple, grid, source,
+                   where)
 
 
 def family_from_dict(values: dict) -> StructureFamily:
@@ -97,10 +101,10 @@ def family_from_dict(values: dict) -> StructureFamily:
         raise ValueError(f"not a structure-file family description: {values!r:.200}")
     source = {key: values[key] for key in ("structure", "substrate", "cell", "ions", "reader", "params", "fit")}
     where = f"family {values['name']!r}"
-    film, _ = _film(source, where)
+    film, multiple = _film(source, where)
     grid_values = dict(values["grid"])
     grid = Grid(**{**grid_values, "h": np.asarray(grid_values["h"]), "k": np.asarray(grid_values["k"])})
-    return _family(values["name"], values["description"], film, grid, source, where)
+    return _family(values["name"], values["description"], film, multiple, grid, source, where)
 
 
 def read_measured(path: str | os.PathLike, reader: dict) -> MeasuredRods:
@@ -114,7 +118,8 @@ def read_measured(path: str | os.PathLike, reader: dict) -> MeasuredRods:
 
 
 # ------------------------------------------------------------------ pieces
-def _family(name: str, description: str, film: AtomFilm, grid: Grid, source: dict, where: str) -> StructureFamily:
+def _family(name: str, description: str, film: AtomFilm, multiple: tuple[int, int], grid: Grid, source: dict,
+            where: str) -> StructureFamily:
     entries, groups, identifiable = [], [], []
     for i, entry in enumerate(source["params"]):
         entry = dict(entry)
@@ -130,7 +135,7 @@ def _family(name: str, description: str, film: AtomFilm, grid: Grid, source: dic
         raise InputError(f"{where}: a family needs [[param]] entries naming what varies (docs/families.md)")
     spec = {"param": entries, "fit": source["fit"]} if source["fit"] else {"param": entries}
     params = FitParameters(spec, film.nominal, source=where)
-    return StructureFamily(name, description, film, params, grid, tuple(groups), tuple(identifiable), source)
+    return StructureFamily(name, description, film, params, grid, tuple(groups), tuple(identifiable), source, multiple)
 
 
 def _film(source: dict, where: str) -> tuple[AtomFilm, tuple[int, int]]:
@@ -191,13 +196,13 @@ def _grid(spec: dict, base: Path, reader: dict, film: AtomFilm, multiple: tuple[
         choice = spec.get("rods", "producible")
         if choice not in ("producible", "all"):
             raise InputError(f"{where} [grid]: with data, rods must be \"producible\" or \"all\", got {choice!r}")
-        low, high = None, None
+        low, high = _range(spec, where) if "L" in spec else (None, None)
     else:
         if "rods" not in spec or "L" not in spec:
             raise InputError(f"{where} [grid]: give data = \"<measured file>\", or rods = [[H, K], ...] and "
                              "L = [low, high]")
         keys = [(Fraction(str(h)), Fraction(str(k))) for h, k in spec["rods"]]
-        low, high = (float(v) for v in spec["L"])
+        low, high = _range(spec, where)
         lows, highs, choice = [low] * len(keys), [high] * len(keys), "all"
     produced = [(key, lo, hi) for key, lo, hi in zip(keys, lows, highs, strict=True)
                 if (key[0] * multiple[0]).denominator == 1 and (key[1] * multiple[1]).denominator == 1]
@@ -216,6 +221,13 @@ def _grid(spec: dict, base: Path, reader: dict, film: AtomFilm, multiple: tuple[
     return Grid(h=np.array([int(p[0][0] * multiple[0]) for p in produced]),
                 k=np.array([int(p[0][1] * multiple[1]) for p in produced]),
                 L=index / points_per_L, bragg=index % points_per_L == 0, a=film.a, b=film.b, c_ref=film.c_ref)
+
+
+def _range(spec: dict, where: str) -> tuple[float, float]:
+    value = spec["L"]
+    if not isinstance(value, list) or len(value) != 2 or not all(isinstance(v, (int, float)) for v in value):
+        raise InputError(f"{where} [grid]: L must be [low, high], got {value!r}")
+    return float(value[0]), float(value[1])
 
 
 def _table(spec: dict, name: str, where: str) -> dict:

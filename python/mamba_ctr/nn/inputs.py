@@ -143,10 +143,12 @@ def _nearest_distance(L: np.ndarray, model_L: np.ndarray) -> np.ndarray:
     return np.minimum(np.abs(model_L - L[left]), np.abs(model_L - L[right]))
 
 
-def rods_on_grid(measured: Any, grid: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def rods_on_grid(measured: Any, grid: Any, multiple: tuple[int, int] = (1, 1)) -> tuple[np.ndarray, np.ndarray,
+                                                                                        list[str]]:
     """Measured rods (io.MeasuredRods, |F| or I) on a model grid: (I, mask) (R, NL) and the measured rods the grid
     lacks ("h k" strings, left out). Model rods never measured are masked entirely (a scale-free model takes them;
-    the mask says so)."""
+    the mask says so). `multiple`: the grid's cell spans (ma, mb) cells of the data's basis, so measured rod
+    (H, K) is grid rod (H·ma, K·mb) (a 2×1 supercell: (2, 1))."""
     rods = measured.as_quantity("I")
     model_L = np.asarray(grid.L, dtype=np.float64)
     intensity = np.ones(grid.shape)
@@ -154,7 +156,7 @@ def rods_on_grid(measured: Any, grid: Any) -> tuple[np.ndarray, np.ndarray, list
     where = {(float(h), float(k)): r for r, (h, k) in enumerate(zip(grid.h, grid.k, strict=True))}
     left_out = []
     for rod in rods.rods():
-        r = where.get((float(rod.key[0]), float(rod.key[1])))
+        r = where.get((float(rod.key[0] * multiple[0]), float(rod.key[1] * multiple[1])))
         if r is None:
             left_out.append(f"{rod.key[0]} {rod.key[1]}")
             continue

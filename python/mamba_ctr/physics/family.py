@@ -59,6 +59,8 @@ class StructureFamily:
         groups, identifiable: per free parameter, its label group and whether it counts in R² targets.
         source: what `to_dict` stores besides the derived fields (the files' texts, the reader settings): enough
             to rebuild the family exactly from a dataset or checkpoint.
+        multiple: how many reference cells (the substrate's, in which measured rods are indexed) the film's
+            in-plane cell spans along a and b: rod (H, K) of a measured file is rod (H·ma, K·mb) of `grid`.
     """
 
     name: str
@@ -69,6 +71,7 @@ class StructureFamily:
     groups: tuple[str, ...]
     identifiable: tuple[bool, ...]
     source: Mapping
+    multiple: tuple[int, int] = (1, 1)
 
     def __post_init__(self) -> None:
         if len(self.groups) != self.params.size or len(self.identifiable) != self.params.size:

@@ -38,15 +38,18 @@ class Consistency:
     Attributes:
         scale: (n,) fitted intensity scale k (I ≈ k |U + S|²); 1 on the simulator's scale.
         r1: (n,) R1 on amplitudes with that scale (dimensionless, ≥ 0).
+        scale_checked: whether a scale far from 1 flags a prediction (False for scale-free models, whose input
+            does not depend on the scale: measured data are on any scale).
     """
 
     scale: np.ndarray
     r1: np.ndarray
+    scale_checked: bool = True
 
     @property
     def flagged(self) -> np.ndarray:
         """(n,) bool: the structures whose scale or R1 is outside the calibrated ranges."""
-        low, high = SCALE_RANGE
+        low, high = SCALE_RANGE if self.scale_checked else (0.0, np.inf)
         return ~((self.scale >= low) & (self.scale <= high) & (self.r1 <= R1_THRESHOLD))
 
     def warning(self) -> str | None:
@@ -57,7 +60,7 @@ class Consistency:
         first = int(np.argmax(flagged))
         scale, r1 = float(self.scale[first]), float(self.r1[first])
         reasons = []
-        if not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
+        if self.scale_checked and not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
             reasons.append(f"intensity scale {scale:.3g} (≈ 1 expected: are the intensities on the simulator's "
                            f"absolute scale?)")
         if r1 > R1_THRESHOLD:
@@ -68,7 +71,7 @@ class Consistency:
 
 
 def forward_consistency(film_field: np.ndarray, substrate_field: np.ndarray, intensity: np.ndarray,
-                        bragg: np.ndarray) -> Consistency:
+                        bragg: np.ndarray, mask: np.ndarray | None = None, scale_checked: bool = True) -> Consistency:
     """Scale and R1 of predicted fields against the intensities they were predicted from.
 
     Args:
@@ -76,14 +79,19 @@ def forward_consistency(film_field: np.ndarray, substrate_field: np.ndarray, int
         substrate_field: (R, NL) complex S of the model's preset and grid.
         intensity: (n, R, NL) input intensities (only the points off the Bragg peaks are used).
         bragg: (NL,) bool, the Bragg points of the grid.
+        mask: None, or (n, R, NL) bool (broadcastable), False = not measured (left out, like the Bragg points).
+        scale_checked: see Consistency.
     """
     model = np.abs(np.asarray(film_field) + np.asarray(substrate_field)[None]) ** 2
-    keep = ~np.asarray(bragg, dtype=bool)
-    f_obs = np.sqrt(np.maximum(np.asarray(intensity, dtype=np.float64)[..., keep], 0.0))
-    f_calc = np.sqrt(model[..., keep])
-    n = f_obs.shape[0]
-    f_obs, f_calc = f_obs.reshape(n, -1), f_calc.reshape(n, -1)
+    intensity = np.asarray(intensity, dtype=np.float64)
+    keep = np.broadcast_to(~np.asarray(bragg, dtype=bool), intensity.shape)
+    if mask is not None:
+        keep = keep & np.broadcast_to(np.asarray(mask, dtype=bool), intensity.shape)
+    n = intensity.shape[0]
+    keep = keep.reshape(n, -1)
+    f_obs = np.where(keep, np.sqrt(np.maximum(intensity.reshape(n, -1), 0.0)), 0.0)
+    f_calc = np.where(keep, np.sqrt(model.reshape(n, -1)), 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):  # an all-zero row gives NaN, which is flagged
         k = (f_obs * f_calc).sum(axis=1) / (f_calc * f_calc).sum(axis=1)
         r1 = np.abs(f_obs - k[:, None] * f_calc).sum(axis=1) / f_obs.sum(axis=1)
-    return Consistency(scale=k**2, r1=r1)
+    return Consistency(scale=k**2, r1=r1, scale_checked=scale_checked)

@@ -2,6 +2,11 @@
 against measured rods (docs/fit.md), with χ²_red, R1, parameter errors and correlations, the fitted structure
 written back (XYZ and ROD .sur) and a figure per rod.
 
+`mamba-ctr fit DATA --family FAMILY.toml [--start labels.json]` fits a structure family's parameters instead
+(its structure file, substrate, cell, ions, reader settings and `[[param]]` entries; docs/families.md), from the
+structure file's values or from a start such as the labels a network predicted (`mamba-ctr predict`'s
+labels.json: parameter name → value, moved into the bounds).
+
 Everything the user gives is read and checked before the output folder is touched; every file is written
 atomically.
 """
@@ -9,6 +14,7 @@ atomically.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -32,8 +38,13 @@ OUTPUTS = ("fit.json", "fit.md", "points.csv", "params.toml", "structure_fit.xyz
 @dataclass
 class Config:
     data: Path = field(metadata={"help": "measured rods file", "positional": True})
-    structure: Path = field(metadata={"help": "start structure: .xyz (needs --cell), .sur, .bul, .fit or .cif"})
-    params: Path = field(metadata={"help": "PARAMS.toml naming what is free (docs/fit.md)"})
+    structure: Path | None = field(default=None, metadata={
+        "help": "start structure: .xyz (needs --cell), .sur, .bul, .fit or .cif (or give --family)"})
+    params: Path | None = field(default=None, metadata={"help": "PARAMS.toml naming what is free (docs/fit.md)"})
+    family: Path | None = field(default=None, metadata={
+        "help": "FAMILY.toml instead of --structure/--params/--substrate/--cell/--ions (docs/families.md)"})
+    start: Path | None = field(default=None, metadata={
+        "help": "with --family: JSON of parameter name → start value (e.g. predict's labels.json)"})
     substrate: Path | None = field(default=None, metadata={
         "help": "bulk cell of the semi-infinite substrate (.bul or .cif); none: a free-standing film"})
     cell: tuple[str, ...] = field(default=(), metadata={
@@ -67,10 +78,14 @@ class Config:
     quiet: bool = field(default=False, metadata={"help": "no progress bar"})
 
     def __post_init__(self) -> None:
-        self.data, self.structure, self.params = Path(self.data), Path(self.structure), Path(self.params)
-        for name in ("data", "structure", "params"):
-            if not getattr(self, name).is_file():
-                raise InputError(f"{name}: no such file {getattr(self, name)}")
+        self.data = Path(self.data)
+        self._check_sources()
+        for name in ("data", "structure", "params", "family", "start"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, Path(value))
+                if not getattr(self, name).is_file():
+                    raise InputError(f"{name}: no such file {getattr(self, name)}")
         if self.substrate is not None:
             self.substrate = Path(self.substrate)
             if not self.substrate.is_file():
@@ -88,8 +103,22 @@ class Config:
             raise InputError(f"exclude_bragg must lie in [0, 0.5) (a ΔL), got {self.exclude_bragg!r}")
         if not 0 < self.spread <= 1:
             raise InputError(f"spread must lie in (0, 1], got {self.spread!r}")
-        if self.format == "plain" and not self.columns:
+        if self.format == "plain" and not self.columns and self.family is None:
             raise InputError("format plain needs --columns naming every column, e.g. h,k,l,I,skip")
+
+    def _check_sources(self) -> None:
+        """--family, or --structure and --params (not both kinds)."""
+        if self.family is None:
+            missing = [f"--{name}" for name in ("structure", "params") if getattr(self, name) is None]
+            if missing:
+                raise InputError(f"give {' and '.join(missing)} (or --family FAMILY.toml)")
+            if self.start is not None:
+                raise InputError("--start needs --family (a PARAMS file takes start values as value = ...)")
+            return
+        given = [f"--{name}" for name in ("structure", "params", "substrate") if getattr(self, name) is not None]
+        given += [f"--{name}" for name in ("cell", "ions") if getattr(self, name)]
+        if given:
+            raise InputError(f"--family gives the structure, PARAMS, substrate, cell and ions: drop {', '.join(given)}")
 
 
 @dataclass
@@ -121,6 +150,7 @@ def _read_inputs(config: Config) -> _Inputs:
     """Read and check every input; nothing is written."""
     from ..baselines.structure_fit import MeasuredPoints
     from ..io.ctr_formats import read_rods
+    from ..io.family_file import read_measured
     from ..io.measured import format_key
     from ..io.structure_formats import read_structure
     from ..measured_sim import MeasuredSimulator
@@ -128,18 +158,31 @@ def _read_inputs(config: Config) -> _Inputs:
     from ..physics.grid import SRTIO3_A
     from ..physics.structure_params import FitParameters
 
+    family = None
+    if config.family is not None:
+        from ..io.family_file import read_family
+
+        with user_path(config.family, "read"):
+            family = read_family(config.family)
     with user_path(config.data, "read"):
-        rods = read_rods(config.data, config.format, columns=config.columns or None, skip_rows=config.skip_rows)
-    if config.basis:
-        rods = rods.transform_basis([config.basis[:2], config.basis[2:]])
+        if family is not None and not config.columns and config.format == "plain":
+            rods = read_measured(config.data, family.source["reader"])
+        else:
+            rods = read_rods(config.data, config.format, columns=config.columns or None, skip_rows=config.skip_rows)
+            if config.basis:
+                rods = rods.transform_basis([config.basis[:2], config.basis[2:]])
     rods, near_bragg = _without_bragg_points(rods, config.exclude_bragg)
-    cell = _floats(config.cell, "cell") if config.cell else None
-    with user_path(config.structure, "read"):
-        atoms = read_structure(config.structure)
-        substrate = read_structure(config.substrate) if config.substrate is not None else None
-    film = build_film(atoms, substrate, cell=cell, ions=config.ions or None)
-    reference = (substrate.cell[0], substrate.cell[1]) if substrate is not None and substrate.cell else (SRTIO3_A,
-                                                                                                         SRTIO3_A)
+    if family is not None:
+        film = family.film
+        reference = (film.a / family.multiple[0], film.b / family.multiple[1])
+    else:
+        cell = _floats(config.cell, "cell") if config.cell else None
+        with user_path(config.structure, "read"):
+            atoms = read_structure(config.structure)
+            substrate = read_structure(config.substrate) if config.substrate is not None else None
+        film = build_film(atoms, substrate, cell=cell, ions=config.ions or None)
+        reference = (substrate.cell[0], substrate.cell[1]) if substrate is not None and substrate.cell else (
+            SRTIO3_A, SRTIO3_A)
     simulator = MeasuredSimulator(film, rods, reference_cell=reference, on_unproducible="skip",
                                   backend=config.backend, threads=1)
     dropped = [format_key(key) for key in simulator.unproducible]
@@ -147,11 +190,44 @@ def _read_inputs(config: Config) -> _Inputs:
         raise InputError(f"the structure's in-plane cell ({film.a:g} × {film.b:g} Å) cannot produce rods "
                          f"{', '.join(dropped)}: give a structure with a larger cell, or --drop-rods to leave them out")
     points = MeasuredPoints.from_simulator(simulator, config.error_model)
-    with user_path(config.params, "read"):
-        params_bytes = config.params.read_bytes()
-    spec = read_toml(config.params)
-    params = FitParameters(spec, film.nominal, points.rods, source=config.params.name)
+    if family is not None:
+        assert config.family is not None
+        with user_path(config.family, "read"):
+            params_bytes = config.family.read_bytes()
+        spec = _family_spec(family, config.start)
+        source = config.family.name
+    else:
+        assert config.params is not None
+        with user_path(config.params, "read"):
+            params_bytes = config.params.read_bytes()
+        spec, source = read_toml(config.params), config.params.name
+    params = FitParameters(spec, film.nominal, points.rods, source=source)
     return _Inputs(film, simulator, points, params, params_bytes, dropped, near_bragg, list(rods.history))
+
+
+def _family_spec(family, start: Path | None) -> dict:
+    """The family's PARAMS table (label keys dropped), with start values from a JSON mapping moved into bounds."""
+    values: dict[str, float] = {}
+    if start is not None:
+        with user_path(start, "read"):
+            try:
+                values = json.loads(start.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as error:
+                raise InputError(f"{start}: not JSON ({error.msg} at line {error.lineno})") from None
+        if not isinstance(values, dict) or not all(isinstance(v, (int, float)) for v in values.values()):
+            raise InputError(f"{start}: expected a JSON object of parameter name → number")
+        unknown = sorted(set(values) - set(family.params.names))
+        if unknown:
+            raise InputError(f"{start}: {unknown[0]!r} is not a free parameter of family {family.name!r} "
+                             f"({', '.join(family.params.names[:6])}, …)")
+    entries = []
+    for entry in family.source["params"]:
+        entry = {key: value for key, value in entry.items() if key not in ("group", "identifiable")}
+        if entry["name"] in values:
+            low, high = entry["bounds"]
+            entry["value"] = float(min(max(values[entry["name"]], low), high))
+        entries.append(entry)
+    return {"param": entries, **({"fit": family.source["fit"]} if family.source["fit"] else {})}
 
 
 def _without_bragg_points(rods, window: float):
@@ -214,7 +290,7 @@ def _write(config: Config, inputs: _Inputs, fit, report: dict) -> dict[str, Path
 
     out = config.out
     files = {"report": out / "fit.json", "markdown": out / "fit.md", "points": out / "points.csv",
-             "params": out / "params.toml", "xyz": out / "structure_fit.xyz", "sur": out / "structure_fit.sur"}
+             "params": out / ("family.toml" if config.family is not None else "params.toml"), "xyz": out / "structure_fit.xyz", "sur": out / "structure_fit.sur"}
     write_json(files["report"], report)
     write_text(files["markdown"], _markdown(report))
     write_csv(files["points"], _point_rows(fit))
@@ -272,6 +348,8 @@ def _report(config: Config, inputs: _Inputs, fit) -> dict[str, Any]:
         "created_by": f"mamba-ctr {__version__}",
         "command": _command(config),
         "data": str(config.data), "structure": str(config.structure), "params": str(config.params),
+        "family": None if config.family is None else str(config.family),
+        "start": None if config.start is None else str(config.start),
         "substrate": None if config.substrate is None else str(config.substrate),
         "data_history": inputs.history,
         "quantity_in_file": points.quantity,

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import _files
+from .. import _files, families
 from .._version import __version__
 from ..errors import InputError
-from ..physics import presets
+from ..physics.family import StructureFamily
 from ..physics.presets import PerovskitePreset
 from ..reconstruct.consistency import R1_THRESHOLD, SCALE_RANGE, Consistency
 from ._common import Result, output_dir, user_path
@@ -32,12 +32,24 @@ __all__ = ["Config", "run"]
 @dataclass
 class Config:
     input: Path = field(metadata={"help": "rods: FILE.h5 or FILE.csv (see mamba_ctr.io.rods_input) on the "
-                                          "model's grid"})
+                                          "model's grid; for a family model (FAMILY.toml) a measured CTR file",
+                                  "positional": True})
     model: str = field(default="paper-12L", metadata={"help": "shipped model name, training directory or "
                                                               "checkpoint"})
     out: Path = field(default=Path("mamba-ctr-predict"), metadata={"help": "output directory"})
     figures: bool = field(default=True, metadata={"help": "write the PNG figures"})
     overwrite: bool = field(default=False, metadata={"help": "replace an earlier prediction in out"})
+    format: str = field(default="", metadata={
+        "help": "family models: the measured file's format (rod, genx, gsecars, tdl, ana, plain); default the "
+                "family's"})
+    columns: str = field(default="", metadata={"help": "family models: column map of a plain file, e.g. "
+                                                       "h,k,l,I,skip; default the family's"})
+    basis: tuple[str, ...] = field(default=(), metadata={
+        "help": "family models: in-plane basis transform into the substrate's cell, m00,m01,m10,m11; default the "
+                "family's"})
+    error_model: str = field(default="", metadata={
+        "help": "family models: σ of the measured points for χ² (poisson | relative:<f> | constant:<s>); default "
+                "the file's σ, else relative:0.1"})
 
     def __post_init__(self) -> None:
         self.input, self.out = Path(self.input), output_dir(self.out)
@@ -58,7 +70,11 @@ def run(config: Config) -> Result:
     stored = checkpoint.metadata.get("preset")
     if not stored:
         raise InputError(f"model {config.model} records no preset: its labels cannot be extracted")
-    preset = presets.from_dict(stored)
+    preset = families.from_dict(stored)
+    if isinstance(preset, StructureFamily):  # a measured CTR file in, a structure out
+        from ._predict_measured import run_family
+
+        return run_family(config, checkpoint, preset)
     with user_path(config.input, "read"):
         intensity = read_intensities(config.input, checkpoint.grid)
     field_ = predict_field(checkpoint, intensity)
