@@ -77,6 +77,10 @@ def test_missing_predictions_are_never_covered_and_missing_truths_not_counted():
         {"coverage": 2 / 3, "mean_half_width": 0.6, "n": 3})
     with pytest.raises(InputError, match="no group 'h'"):
         coverage_by_group(y, y_hat, s, ["g", "h"], cal)
+    # columns calibrated one by one, counted together
+    two = {"g": GroupCalibration(q=3.0, tau=0.1, n=3), "h": GroupCalibration(q=1.0, tau=0.1, n=3)}
+    assert coverage_by_group(y, y_hat, s, ["g", "h"], two, report=["x", "x"])["x"] == pytest.approx(
+        {"coverage": 1 / 3, "mean_half_width": (0.6 + 0.6 + 0.2) / 3, "n": 3})
     with pytest.raises(InputError, match="m = 2 group names"):
         calibrate_groups(y, y_hat, s, ["g"])
 
@@ -198,6 +202,11 @@ def test_calibrate_and_coverage_of_a_prediction(tmp_path):
     assert again.settings.draws == 4 and again.settings.counts == 300  # the calibration's settings
     covered = coverage_of(again, true_labels, true_field, rods)
     assert covered["labels"]["A"]["n"] == 12 and covered["points"]["00"]["n"] == 12 * 2 * 40
+    assert set(covered["per_label"]) == {"a", "b"}
+    together = coverage_of(again, true_labels, true_field, rods, report={"a": "AB", "b": "AB"})
+    assert set(together["labels"]) == {"AB"} and together["labels"]["AB"]["n"] == 24
+    assert together["labels"]["AB"]["coverage"] == pytest.approx(
+        (covered["labels"]["A"]["coverage"] + covered["labels"]["B"]["coverage"]) / 2)
     low, high = again.label_interval("a")
     assert (high - low > 0).all()
     assert again.field_half_width(rods).shape == intensity.shape
@@ -236,8 +245,8 @@ def test_calibrate_command_refusals(tmp_path):
     with pytest.raises(InputError, match="counts"):
         calibrate.Config(model="m", data=data, counts=-1.0)
     assert main(["calibrate", "m", "--data", str(tmp_path / "none.h5")]) == 2
-    command = calibrate.command(calibrate.Config(model="m", data=data, draws=8, pooled=True))
-    assert command == f"mamba-ctr calibrate m --data {data} --counts 1000 --draws 8 --pooled"
+    command = calibrate.command(calibrate.Config(model="m", data=data, draws=8, pooled=True, per_label=False))
+    assert command == f"mamba-ctr calibrate m --data {data} --counts 1000 --draws 8 --no-per-label --pooled"
 
 
 def test_figures(tmp_path):

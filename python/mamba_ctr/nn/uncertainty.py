@@ -315,17 +315,21 @@ def calibrate(prediction: UncertainPrediction, true_labels: Mapping[str, np.ndar
 
 
 def coverage_of(prediction: UncertainPrediction, true_labels: Mapping[str, np.ndarray],
-                true_field: np.ndarray | None, rods: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+                true_field: np.ndarray | None, rods: list[str],
+                report: Mapping[str, str] | None = None) -> dict[str, dict[str, dict[str, float]]]:
     """Coverage of the calibrated intervals on test structures: {"labels": group → {coverage, mean_half_width, n},
-    "points": rod group → the same}."""
+    "per_label": label → the same, "points": rod group → the same}. `report`: label → the group it is counted
+    in (default: its calibration group; e.g. label_groups(preset) for labels calibrated one by one)."""
     calibration = prediction._calibration()
     names = [name for name in calibration.label_groups if name in prediction.labels and name in true_labels]
-    out: dict[str, dict[str, dict[str, float]]] = {"labels": {}, "points": {}}
+    out: dict[str, dict[str, dict[str, float]]] = {"labels": {}, "per_label": {}, "points": {}}
     if names:
         y, y_hat, s = (np.stack([np.asarray(source[name], dtype=np.float64) for name in names], axis=1)
                        for source in (true_labels, prediction.labels, prediction.label_std))
-        out["labels"] = coverage_by_group(y, y_hat, s, [calibration.label_groups[name] for name in names],
-                                          calibration.labels)
+        groups = [calibration.label_groups[name] for name in names]
+        reported = groups if report is None else [report.get(name, calibration.label_groups[name]) for name in names]
+        out["labels"] = coverage_by_group(y, y_hat, s, groups, calibration.labels, reported)
+        out["per_label"] = coverage_by_group(y, y_hat, s, groups, calibration.labels, names)
     if true_field is not None and calibration.points:
         pooled = "all" in calibration.points
         out["points"] = coverage_by_group(_field_columns(np.asarray(true_field)),

@@ -167,21 +167,26 @@ def calibrate_groups(y: np.ndarray, y_hat: np.ndarray, spread: np.ndarray, group
 
 
 def coverage_by_group(y: np.ndarray, y_hat: np.ndarray, spread: np.ndarray, groups: Sequence[str],
-                      calibration: Mapping[str, GroupCalibration]) -> dict[str, dict[str, float]]:
+                      calibration: Mapping[str, GroupCalibration],
+                      report: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     """Per group: the fraction of cases (finite truth) inside ŷ ± q (s + τ) ("coverage"), the mean half-width
-    ("mean_half_width", over finite ones) and the number of cases ("n"). Arrays (n, m), groups (m,)."""
+    ("mean_half_width", over finite ones) and the number of cases ("n"). Arrays (n, m); groups (m,): the
+    calibration group of each column; report (m,): the group each column is counted in (default: groups), e.g.
+    labels calibrated one by one and reported per atom type."""
     y, y_hat, spread = (np.asarray(a, dtype=np.float64) for a in (y, y_hat, spread))
-    out = {}
+    missing = sorted(set(groups) - set(calibration))
+    if missing:
+        raise InputError(f"the calibration has no group {missing[0]!r} (it has {', '.join(calibration) or 'none'})")
+    width = np.empty(y.shape)
     for g, cols in _by_group(groups).items():
-        if g not in calibration:
-            raise InputError(f"the calibration has no group {g!r} (it has {', '.join(calibration) or 'none'})")
-        cal = calibration[g]
+        width[:, cols] = half_width(spread[:, cols], calibration[g])
+    with np.errstate(invalid="ignore"):
+        inside = np.abs(y - y_hat) <= width
+    out = {}
+    for g, cols in _by_group(groups if report is None else report).items():
         known = np.isfinite(y[:, cols])
-        width = half_width(spread[:, cols], cal)[known]
-        error = np.abs(y[:, cols] - y_hat[:, cols])[known]
-        with np.errstate(invalid="ignore"):
-            inside = error <= width
-        out[g] = {"coverage": float(inside.mean()) if inside.size else math.nan,
-                  "mean_half_width": float(np.mean(width[np.isfinite(width)])) if np.isfinite(width).any()
-                  else math.nan, "n": int(inside.size)}
+        hits, w = inside[:, cols][known], width[:, cols][known]
+        out[g] = {"coverage": float(hits.mean()) if hits.size else math.nan,
+                  "mean_half_width": float(np.mean(w[np.isfinite(w)])) if np.isfinite(w).any() else math.nan,
+                  "n": int(hits.size)}
     return out
