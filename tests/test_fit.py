@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mamba_ctr.physics.structure_params import FitParameters
 from mamba_ctr.baselines.lsq import IntensityResidual
 from mamba_ctr.baselines.structure_fit import (
     MeasuredLeastSquares,
@@ -21,6 +20,7 @@ from mamba_ctr.io.measured import MeasuredRods
 from mamba_ctr.io.structure_formats import Atom, AtomStructure
 from mamba_ctr.measured_sim import MeasuredSimulator
 from mamba_ctr.physics.film_from_atoms import build_film
+from mamba_ctr.physics.structure_params import FitParameters
 from mamba_ctr.reconstruct.refine import SolverOptions
 
 RODS = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)]

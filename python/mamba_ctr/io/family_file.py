@@ -34,6 +34,7 @@ Paths are relative to the TOML file. `to_dict()` of the family keeps the files' 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -45,7 +46,7 @@ import numpy as np
 
 from .._files import read_toml
 from ..errors import InputError
-from ..physics.family import FAMILY_KIND, StructureFamily
+from ..physics.family import FAMILY_KIND, StructureFamily, refuse_unsampled
 from ..physics.film_from_atoms import AtomFilm, build_film
 from ..physics.grid import Grid
 from ..physics.structure_params import FitParameters
@@ -53,7 +54,7 @@ from .ctr_formats import read_rods
 from .measured import MeasuredRods, format_key
 from .structure_formats import read_structure
 
-__all__ = ["family_from_dict", "is_family_file", "read_family", "read_measured"]
+__all__ = ["family_from_dict", "is_family_file", "read_family", "read_measured", "write_family"]
 
 _FAMILY_KEYS = {"name", "description", "structure", "substrate", "cell", "ions"}
 _GRID_KEYS = {"data", "format", "columns", "skip_rows", "basis", "points_per_L", "rods", "L"}
@@ -117,6 +118,64 @@ def read_measured(path: str | os.PathLike, reader: dict) -> MeasuredRods:
     return rods
 
 
+def write_family(family: StructureFamily, folder: str | os.PathLike) -> Path:
+    """Write `family` as a self-contained FAMILY.toml with its structure and substrate files into `folder`
+    (created): the grid as explicit rods and L range, so no measured file is needed. Returns the TOML's path.
+    Reading it back gives the same family (tested)."""
+    from .._files import write_text
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    source, grid = family.source, family.grid
+    names = {"structure": f"structure{source['structure']['suffix']}"}
+    write_text(folder / names["structure"], source["structure"]["text"])
+    if source["substrate"] is not None:
+        names["substrate"] = f"substrate{source['substrate']['suffix']}"
+        write_text(folder / names["substrate"], source["substrate"]["text"])
+    head = {"name": family.name, "description": family.description, **names}
+    if source["cell"]:
+        head["cell"] = source["cell"]
+    if source["ions"]:
+        head["ions"] = source["ions"]
+    ma, mb = family.multiple
+    reader = {key: value for key, value in source["reader"].items() if value not in (None, "", 0)}
+    grid_table = {"rods": [[_number(Fraction(int(h), ma)), _number(Fraction(int(k), mb))]
+                           for h, k in zip(grid.h, grid.k, strict=True)],
+                  "L": [float(grid.L[0]), float(grid.L[-1])], "points_per_L": round(1 / grid.uniform_L_step),
+                  **reader}
+    lines = ["# written by mamba-ctr (io.family_file.write_family)", "[family]", *_toml_lines(head), "",
+             "[grid]", *_toml_lines(grid_table), ""]
+    if source["fit"]:
+        lines += ["[fit]", *_toml_lines(source["fit"]), ""]
+    for entry in source["params"]:
+        lines += ["[[param]]", *_toml_lines(entry), ""]
+    path = folder / "family.toml"
+    write_text(path, "\n".join(lines))
+    return path
+
+
+def _number(value: Fraction) -> int | float:
+    return int(value) if value.denominator == 1 else float(value)
+
+
+def _toml_lines(table: dict) -> list[str]:
+    return [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
 # ------------------------------------------------------------------ pieces
 def _family(name: str, description: str, film: AtomFilm, multiple: tuple[int, int], grid: Grid, source: dict,
             where: str) -> StructureFamily:
@@ -133,6 +192,7 @@ def _family(name: str, description: str, film: AtomFilm, multiple: tuple[int, in
             identifiable.append(flag)
     if not entries:
         raise InputError(f"{where}: a family needs [[param]] entries naming what varies (docs/families.md)")
+    refuse_unsampled(entries, where)
     spec = {"param": entries, "fit": source["fit"]} if source["fit"] else {"param": entries}
     params = FitParameters(spec, film.nominal, source=where)
     return StructureFamily(name, description, film, params, grid, tuple(groups), tuple(identifiable), source, multiple)

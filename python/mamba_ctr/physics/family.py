@@ -33,7 +33,7 @@ from .model import StructureModel, Structures
 from .presets import BLOCK, LabelSpec
 from .structure_params import FitParameters
 
-__all__ = ["FAMILY_KIND", "UNSAMPLED_TARGETS", "StructureFamily"]
+__all__ = ["FAMILY_KIND", "UNSAMPLED_TARGETS", "StructureFamily", "refuse_unsampled"]
 
 FAMILY_KIND = "structure-file"
 """`to_dict()["family"]` of a StructureFamily (the presets say "perovskite-SrTiO3-LaAlO3")."""
@@ -44,6 +44,15 @@ Debye–Waller factor changes the model's scatterers (one model per batch); β m
 the network predicts, so no field could tell it."""
 
 _UNITS = {"c": "Å", "z": "", "occupancy": "", "fraction": "", "mix": ""}
+
+
+def refuse_unsampled(entries, where: str) -> None:
+    """InputError for a `[[param]]` entry whose target a family cannot vary (UNSAMPLED_TARGETS)."""
+    for entry in entries:
+        if entry.get("target") in UNSAMPLED_TARGETS:
+            raise InputError(f"{where}: parameter {entry.get('name')!r} has target {entry['target']!r}, which a "
+                             f"family cannot vary ({', '.join(UNSAMPLED_TARGETS)}): leave it to the fit "
+                             "(mamba-ctr fit)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,10 +85,8 @@ class StructureFamily:
     def __post_init__(self) -> None:
         if len(self.groups) != self.params.size or len(self.identifiable) != self.params.size:
             raise ValueError(f"need a group and an identifiable flag per free parameter ({self.params.size})")
-        refused = [p.name for p in self.params.parameters if p.target in UNSAMPLED_TARGETS]
-        if refused:
-            raise InputError(f"family {self.name!r}: parameter {refused[0]!r} has a target a family cannot vary "
-                             f"({', '.join(UNSAMPLED_TARGETS)}): leave it to the fit (mamba-ctr fit)")
+        refuse_unsampled([{"name": p.name, "target": p.target} for p in self.params.parameters],
+                         f"family {self.name!r}")
 
     @property
     def model(self) -> StructureModel:

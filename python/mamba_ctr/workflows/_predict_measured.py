@@ -10,8 +10,11 @@ and listed), and the scale-free network predicts the film field U. Then:
 * the predicted structure through the forward model at the measured points: R1 and χ²_red per rod and overall
   with one global scale (`measured_sim.agreement`; σ from `error_model` when the file has none);
 * files in out: prediction.json (all of the above), labels.json (name → value: the `--start` of
-  `mamba-ctr fit --family`), structure_predicted.xyz, prediction.h5 (grid, intensity, mask, film_field), and
-  the figures rods.png (measured vs the predicted structure), field.png and density_slices.png.
+  `mamba-ctr fit --family`), family/ (the model's family as a self-contained FAMILY.toml with its structure
+  files: the `--family` of that fit), structure_predicted.xyz, prediction.h5 (grid, intensity, mask, film_field),
+  and
+  the figures rods.png (measured vs the predicted structure), field.png and density_slices.png (the density
+  needs a grid from L = ΔL: FAMILY.toml's [grid] L = [0, …]; otherwise the report says why it is missing).
 """
 
 from __future__ import annotations
@@ -134,21 +137,22 @@ def _report(config, family, reader, left_out, mask, consistency, fitted, agreeme
 
 
 def _write(config, family, report, labels, structure, intensity, mask, field_, simulator, agreement) -> list:
+    from ..io.family_file import write_family
     from ..io.structure_formats import write_xyz
 
     out = config.out
     with user_path(out):
         out.mkdir(parents=True, exist_ok=True)
         files = [out / "prediction.json", out / "labels.json", out / "structure_predicted.xyz",
-                 out / "prediction.h5"]
+                 out / "prediction.h5", write_family(family, out / "family")]
+        if config.figures:
+            figures = _figures(out, family, field_, simulator, agreement, report)
         _files.write_json(files[0], report)
         _files.write_json(files[1], {name: float(value) for name, value in labels.items()})
         write_xyz(files[2], family.film.atoms(structure, title=f"predicted by mamba-ctr {__version__} "
                                                               f"({config.model})"))
         _write_hdf5(files[3], family, intensity, mask, field_, report)
-        if config.figures:
-            files += _figures(out, family, field_, simulator, agreement, report)
-    return files
+    return files + (figures if config.figures else [])
 
 
 def _write_hdf5(path, family, intensity, mask, field_, report) -> None:
@@ -184,9 +188,14 @@ def _figures(out, family, field_, simulator, agreement, report) -> list:
                                         f"R1 {report['agreement']['r1']:.3f}")
     save(figure, paths[0])
     plot_field_rods(family.grid, field_[0], path=paths[1])
-    x, z, rho = density_slices(field_[:1], family.grid)
+    try:
+        x, z, rho = density_slices(field_[:1], family.grid)
+    except InputError as error:  # a grid that does not reach down to L = ΔL: no density (said in the report)
+        report["density"] = f"not drawn: {error}"
+        return paths[:2]
     z, slices = crop_to_film(z, rho[0])
     plot_density_slices(x, z, slices, path=paths[2], title="predicted film density", name="prediction")
+    report["density"] = str(paths[2].name)
     return paths
 
 
@@ -200,5 +209,7 @@ def _summary(report: dict, files: list) -> str:
              f"{agreement['chi2_red']:.3g} (global scale, σ {agreement['error_model']})"]
     if report["rods_left_out"]:
         lines.append(f"  rods the model does not have (left out): {', '.join(report['rods_left_out'])}")
-    lines.append(f"  refine: mamba-ctr fit {report['input']} --family FAMILY.toml --start {files[1]}")
+    options = "" if agreement["error_model"] == "file" else f" --error-model {agreement['error_model']}"
+    options += " --drop-rods" if report["rods_left_out"] else ""
+    lines.append(f"  refine: mamba-ctr fit {report['input']} --family {files[4]} --start {files[1]}{options}")
     return "\n".join(lines)

@@ -290,7 +290,8 @@ def _write(config: Config, inputs: _Inputs, fit, report: dict) -> dict[str, Path
 
     out = config.out
     files = {"report": out / "fit.json", "markdown": out / "fit.md", "points": out / "points.csv",
-             "params": out / ("family.toml" if config.family is not None else "params.toml"), "xyz": out / "structure_fit.xyz", "sur": out / "structure_fit.sur"}
+             "params": out / ("family.toml" if config.family is not None else "params.toml"),
+             "xyz": out / "structure_fit.xyz", "sur": out / "structure_fit.sur"}
     write_json(files["report"], report)
     write_text(files["markdown"], _markdown(report))
     write_csv(files["points"], _point_rows(fit))
