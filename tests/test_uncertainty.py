@@ -245,6 +245,10 @@ def test_calibrate_command_refusals(tmp_path):
     with pytest.raises(InputError, match="counts"):
         calibrate.Config(model="m", data=data, counts=-1.0)
     assert main(["calibrate", "m", "--data", str(tmp_path / "none.h5")]) == 2
+    from mamba_ctr.workflows import evaluate
+
+    with pytest.raises(InputError, match="no calibration file"):
+        evaluate.Config(model="m", data=data, calibration=tmp_path / "none.json")
     command = calibrate.command(calibrate.Config(model="m", data=data, draws=8, pooled=True, per_label=False))
     assert command == f"mamba-ctr calibrate m --data {data} --counts 1000 --draws 8 --no-per-label --pooled"
 

@@ -29,14 +29,13 @@ from .._checks import check_count
 from .._version import __version__
 from ..errors import InputError
 from ..physics.grid import Grid
-from ..reconstruct import extract_labels
 from ..reconstruct.calibration import Calibration
 
 if TYPE_CHECKING:
-    from ..nn.uncertainty import Extractor
+    from ..nn.uncertainty import Extractor, UncertainPrediction
 from ._common import Result, output_dir, user_path
 
-__all__ = ["Config", "measured_intensity", "run"]
+__all__ = ["Config", "command", "coverage_report", "measure_coverage", "measured_intensity", "report", "run"]
 
 
 @dataclass
@@ -142,11 +141,10 @@ def run(config: Config) -> Result:
         _check_compatible(checkpoint, test[0], config.test)
     settings = DrawSettings(draws=config.draws, counts=config.counts, mask_fraction=config.mask_fraction,
                             l_offset=config.l_offset)
-    extract = _extractor(preset)
     started = time.perf_counter()
     prediction = predict_with_uncertainty(
         checkpoint, measured_intensity(intensity, preset.grid, config.counts, config.noise_seed, config.start),
-        settings=settings, seed=config.seed, start=config.start, extract=extract)
+        settings=settings, seed=config.seed, start=config.start, extract=_extractor(preset))
     seconds = time.perf_counter() - started
     meta = {"method": "normalised split conformal over test-time draws (mamba_ctr.nn.uncertainty)",
             "model": str(config.model), "data": str(config.data), "preset": preset.name,
@@ -163,31 +161,40 @@ def run(config: Config) -> Result:
         _files.write_text(config.out / "calibration.md", report(calibration))
     text = report(calibration)
     if config.test is not None:
-        coverage = _test_coverage(config, checkpoint, test, calibration, extract)
+        coverage = _test_coverage(config, checkpoint, test, calibration)
         text += "\n\n" + coverage_report(coverage)
     return Result(calibration, f"{text}\nfiles in {config.out}")
 
 
-def _test_coverage(config: Config, checkpoint, test: tuple, calibration: Calibration, extract) -> dict[str, Any]:
-    """Predict the test set with the calibration, measure the coverage per group, write coverage.* and figures."""
+def measure_coverage(checkpoint, preset: Any, intensity: np.ndarray, true_labels: dict, true_field: np.ndarray,
+                     calibration: Calibration, *, counts: float, seed: int,
+                     start: int = 0) -> tuple[UncertainPrediction, dict[str, Any]]:
+    """Predict measured test intensities (n, R, NL) with the calibration's draws (re-counted at `counts`, the
+    data's level) and measure the coverage of its intervals against the truth: (prediction, {"labels": per atom
+    type, "per_label", "points": per rod, "points_overall"}, each group {coverage, mean_half_width, n})."""
     from ..nn.uncertainty import coverage_of, predict_with_uncertainty, rod_names
 
+    prediction = predict_with_uncertainty(checkpoint, intensity, calibration=calibration, seed=seed, start=start,
+                                          counts=counts, extract=_extractor(preset))
+    measured: dict[str, Any] = coverage_of(prediction, true_labels, true_field, rod_names(preset.grid),
+                                           calibration.meta.get("atom_groups"))
+    n_points = sum(g["n"] for g in measured["points"].values())
+    measured["points_overall"] = (sum(g["coverage"] * g["n"] for g in measured["points"].values()) / n_points
+                                  if n_points else float("nan"))
+    return prediction, measured
+
+
+def _test_coverage(config: Config, checkpoint, test: tuple, calibration: Calibration) -> dict[str, Any]:
+    """Predict the test set with the calibration, measure the coverage per group, write coverage.* and figures."""
     preset, intensity, true_field, true_labels = test
     started = time.perf_counter()
-    prediction = predict_with_uncertainty(
-        checkpoint, measured_intensity(intensity, preset.grid, config.counts, config.test_noise_seed, 0),
-        calibration=calibration, seed=config.seed + 1, extract=extract)
+    prediction, measured = measure_coverage(
+        checkpoint, preset, measured_intensity(intensity, preset.grid, config.counts, config.test_noise_seed, 0),
+        true_labels, true_field, calibration, counts=config.counts, seed=config.seed + 1)
     seconds = time.perf_counter() - started
-    rods = rod_names(preset.grid)
-    measured = coverage_of(prediction, true_labels, true_field, rods, calibration.meta.get("atom_groups"))
-    inside = [g["coverage"] * g["n"] for g in measured["points"].values()]
-    n_points = sum(g["n"] for g in measured["points"].values())
     coverage = {"level": calibration.level, "test": str(config.test), "n_test": config.n_test,
                 "counts": config.counts, "test_noise_seed": config.test_noise_seed, "draw_seed": config.seed + 1,
-                "calibration": calibration.meta, "labels": measured["labels"], "per_label": measured["per_label"],
-                "points": measured["points"],
-                "points_overall": sum(inside) / n_points if n_points else float("nan"),
-                "seconds_per_structure": seconds / config.n_test}
+                "calibration": calibration.meta, **measured, "seconds_per_structure": seconds / config.n_test}
     rows = [{"kind": kind, "group": g, **values} for kind in ("labels", "per_label", "points") for g, values in
             measured[kind].items()]
     with user_path(config.out):
@@ -195,13 +202,15 @@ def _test_coverage(config: Config, checkpoint, test: tuple, calibration: Calibra
         _files.write_csv(config.out / "coverage.csv", rows)
         _files.write_text(config.out / "coverage.md", coverage_report(coverage))
         if config.figures:
-            _figures(config, preset, prediction, true_labels, true_field, measured, rods)
+            _figures(config, preset, prediction, true_labels, true_field, measured)
     return coverage
 
 
-def _figures(config: Config, preset, prediction, true_labels, true_field, measured, rods) -> None:
+def _figures(config: Config, preset, prediction, true_labels, true_field, measured) -> None:
+    from ..nn.uncertainty import rod_names
     from ..plots.uncertainty import plot_field_band, plot_label_intervals
 
+    rods = rod_names(preset.grid)
     calibration = prediction.calibration
     names = [name for name in calibration.label_groups if name in prediction.labels]
     atoms = calibration.meta.get("atom_groups") or {}
@@ -239,8 +248,11 @@ def coverage_report(coverage: dict[str, Any]) -> str:
 
 
 def _extractor(preset: Any) -> Extractor:
-    """The labels of film fields as `evaluate` extracts them for a paper preset (the density's peaks)."""
-    return partial(extract_labels, grid=preset.grid, preset=preset)
+    """The labels of film fields as `evaluate` extracts them (the density's peaks for a paper preset, the
+    parameters fitted to U for a family)."""
+    from .evaluate import labels_of_fields
+
+    return partial(labels_of_fields, preset=preset)
 
 
 def report(calibration: Calibration) -> str:

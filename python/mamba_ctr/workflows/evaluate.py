@@ -57,6 +57,10 @@ class Config:
     rod_scale: float = field(default=0.0, metadata={"help": "with counts: lognormal per-rod scale spread"})
     scale: float = field(default=1.0, metadata={"help": "a global factor on the intensities (the scale test)"})
     noise_seed: int = field(default=0, metadata={"help": "with counts: seed of the noise"})
+    calibration: Path | None = field(default=None, metadata={
+        "help": "calibration.json of mamba-ctr calibrate (scale-free models): also predict with its test-time draws "
+                "and report the coverage of its intervals per group (metrics.json 'uncertainty', coverage.csv)"})
+    draw_seed: int = field(default=1, metadata={"help": "with --calibration: seed of the test-time draws"})
 
     def __post_init__(self) -> None:
         self.data, self.out = Path(self.data), output_dir(self.out)
@@ -68,6 +72,9 @@ class Config:
         if not self.data.is_file():
             raise InputError(f"no dataset file {self.data}")
         check_count("noise_seed", self.noise_seed, 0)
+        check_count("draw_seed", self.draw_seed, 0)
+        if self.calibration is not None and not Path(self.calibration).is_file():
+            raise InputError(f"no calibration file {self.calibration}")
         if not (self.counts >= 0 and 0 <= self.rod_scale < 1 and 0 < self.scale < float("inf")):
             raise InputError(f"need counts ≥ 0, 0 ≤ rod_scale < 1 and a finite scale > 0, got {self.counts!r}, "
                              f"{self.rod_scale!r}, {self.scale!r}")
@@ -153,6 +160,7 @@ def run(config: Config) -> Result:
     checkpoint = models.load(config.model)
     preset, intensity, true_field, true_labels = read_test_set(config.data, config.start, config.n)
     _check_compatible(checkpoint, preset, config.data)
+    calibration = None if config.calibration is None else _read_calibration(config.calibration, checkpoint)
     measured = _measured(config, preset, intensity)
     started = time.perf_counter()
     predicted_field = predict_field(checkpoint, InputTransform.of_checkpoint(checkpoint).admissible(measured))
@@ -174,6 +182,13 @@ def run(config: Config) -> Result:
         "model_metadata": {key: checkpoint.metadata.get(key) for key in ("val_mae", "test_mae", "provenance")
                            if key in checkpoint.metadata},
     })
+    if calibration is not None:
+        from .calibrate import measure_coverage
+
+        _, coverage = measure_coverage(checkpoint, preset, measured, true_labels, true_field, calibration,
+                                       counts=config.counts, seed=config.draw_seed, start=config.start)
+        report["uncertainty"] = {"calibration": str(config.calibration), "draw_seed": config.draw_seed,
+                                 "calibrated_counts": calibration.meta.get("counts"), **coverage}
     with user_path(config.out):
         _write_tables(config, preset, report, true_labels, predicted_labels)
         if config.figures:
@@ -182,6 +197,16 @@ def run(config: Config) -> Result:
             plot_evaluation(config.out, preset, report, true_labels, predicted_labels, true_field, predicted_field,
                             start=config.start, example=config.example)
     return Result(report, f"{summary(report)}\nfiles in {config.out}")
+
+
+def _read_calibration(path: Path, checkpoint):
+    """The Calibration of `path`, refused before any work for a model the draws cannot take (standardised)."""
+    from ..nn.inputs import InputTransform
+    from ..reconstruct.calibration import read_calibration
+
+    if InputTransform.of_checkpoint(checkpoint).name != "scale-free":
+        raise InputError("--calibration needs a scale-free model (its test-time draws mask points)")
+    return read_calibration(path)
 
 
 def labels_of_fields(U: np.ndarray, preset: Family) -> dict[str, np.ndarray]:
@@ -217,6 +242,10 @@ def summary(report: dict[str, Any]) -> str:
     targets = report["targets"]
     lines.append(f"outliers replaced: {report['outliers_total']}; labels meeting the targets: {targets['met']} of "
                  f"{targets['of']}")
+    covered = report.get("uncertainty")
+    if covered:
+        lines.append("coverage of the calibrated intervals: " + "  ".join(
+            f"{g} {v['coverage']:.3f}" for g, v in covered["labels"].items()) + f"  U {covered['points_overall']:.3f}")
     return "\n".join(lines)
 
 
@@ -237,3 +266,7 @@ def _write_tables(config: Config, preset: Family, report: dict, true_labels: dic
                                           for i in range(config.n) for name in names])
     _files.write_csv(out / "field_mae_per_rod.csv", [{"rod": rod, "mae": value}
                                                      for rod, value in report["field_mae_per_rod"].items()])
+    if "uncertainty" in report:
+        _files.write_csv(out / "coverage.csv", [{"kind": kind, "group": g, **values}
+                                                for kind in ("labels", "per_label", "points")
+                                                for g, values in report["uncertainty"][kind].items()])
