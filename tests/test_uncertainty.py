@@ -214,6 +214,29 @@ def test_calibrate_and_coverage_of_a_prediction(tmp_path):
         predict_with_uncertainty(checkpoint, intensity, calibration=cal, draws=8, extract=_extract)
 
 
+def test_default_extraction_is_the_presets(tmp_path):
+    """Without `extract`, a checkpoint that records its preset gets every label of it, extracted per draw."""
+    from mamba_ctr.data.torch_data import Normalisation
+    from mamba_ctr.nn import build
+    from mamba_ctr.nn.checkpoint import load_checkpoint, save_checkpoint
+    from mamba_ctr.nn.uncertainty import predict_with_uncertainty
+    from mamba_ctr.physics import presets
+    from mamba_ctr.simulate import simulate
+
+    preset = presets.get("paper-4L")
+    grid = preset.grid
+    zeros, ones = np.zeros(grid.shape), np.ones(grid.shape)
+    torch.manual_seed(0)
+    kwargs = {"rods": grid.shape[0], "widths": [4, 8], "inputs_per_rod": 2}
+    save_checkpoint(tmp_path / "p4", build("rods", **kwargs), arch="rods", arch_kwargs=kwargs, grid=grid,
+                    normalisation=Normalisation(1.0, 2.5, zeros, ones, zeros, ones), preset=preset.to_dict(),
+                    extra={"train_config": {"input": "scale-free"}})
+    intensity = simulate(preset.sample(2, seed=0), grid).intensity
+    result = predict_with_uncertainty(load_checkpoint(tmp_path / "p4"), intensity, counts=0, draws=2)
+    assert list(result.labels) == [spec.name for spec in preset.label_specs()]
+    assert result.labels["c_1"].shape == (2,)
+
+
 def test_refusals(tmp_path):
     from mamba_ctr.nn.uncertainty import DrawSettings, predict_with_uncertainty
 

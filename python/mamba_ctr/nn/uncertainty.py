@@ -32,6 +32,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -180,14 +181,22 @@ def rod_names(grid: Any) -> list[str]:
 
 
 def _default_extractor(checkpoint: Checkpoint) -> Extractor | None:
+    """The labels of the checkpoint's family as `evaluate` reads them: the density's peaks for a paper preset, the
+    family's parameters fitted to U for a family around a structure file; None without a stored family."""
     stored = checkpoint.metadata.get("preset")
     if not stored:
         return None
-    from ..physics import presets
+    from .. import families
+    from ..physics.family import StructureFamily
+
+    family = families.from_dict(stored)
+    if isinstance(family, StructureFamily):
+        from ..reconstruct.family_fit import family_labels
+
+        return partial(family_labels, family=family)
     from ..reconstruct import extract_labels
 
-    preset = presets.from_dict(stored)
-    return lambda U: extract_labels(U, checkpoint.grid, preset)
+    return partial(extract_labels, grid=checkpoint.grid, preset=family)
 
 
 def _settings(calibration: Calibration | None, draws: int | None, counts: float | None,
