@@ -91,7 +91,7 @@ def _a_site(model, n, j) -> tuple[float, float]:
         names = model.species[j][s]
         if any(name.startswith("Sr") for name in names):
             fractions = n.fraction[0, j, s, :len(names)]
-            sr = sum(f for name, f in zip(names, fractions) if name.startswith("Sr"))
+            sr = sum(f for name, f in zip(names, fractions, strict=True) if name.startswith("Sr"))
             return float(sr), float(fractions.sum())
     raise ValueError(f"layer {j} has no A site")
 

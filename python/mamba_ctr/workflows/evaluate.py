@@ -61,6 +61,9 @@ class Config:
         "help": "calibration.json of mamba-ctr calibrate (scale-free models): also predict with its test-time draws "
                 "and report the coverage of its intervals per group (metrics.json 'uncertainty', coverage.csv)"})
     draw_seed: int = field(default=1, metadata={"help": "with --calibration: seed of the test-time draws"})
+    mask_from: Path | None = field(default=None, metadata={
+        "help": "family models (scale-free): a measured file read with the family's settings; its coverage on the "
+                "model grid (unmeasured stretches, late starts) masks every test structure's input"})
 
     def __post_init__(self) -> None:
         self.data, self.out = Path(self.data), output_dir(self.out)
@@ -73,6 +76,8 @@ class Config:
             raise InputError(f"no dataset file {self.data}")
         check_count("noise_seed", self.noise_seed, 0)
         check_count("draw_seed", self.draw_seed, 0)
+        if self.mask_from is not None and not Path(self.mask_from).is_file():
+            raise InputError(f"no measured file {self.mask_from}")
         if self.calibration is not None and not Path(self.calibration).is_file():
             raise InputError(f"no calibration file {self.calibration}")
         if not (self.counts >= 0 and 0 <= self.rod_scale < 1 and 0 < self.scale < float("inf")):
@@ -162,8 +167,10 @@ def run(config: Config) -> Result:
     _check_compatible(checkpoint, preset, config.data)
     calibration = None if config.calibration is None else _read_calibration(config.calibration, checkpoint)
     measured = _measured(config, preset, intensity)
+    mask = None if config.mask_from is None else _measured_mask(config, checkpoint, preset)
     started = time.perf_counter()
-    predicted_field = predict_field(checkpoint, InputTransform.of_checkpoint(checkpoint).admissible(measured))
+    predicted_field = predict_field(checkpoint, InputTransform.of_checkpoint(checkpoint).admissible(measured),
+                                    mask=mask)
     predict_s = time.perf_counter() - started
     started = time.perf_counter()
     predicted_labels = labels_of_fields(predicted_field, preset)
@@ -176,6 +183,8 @@ def run(config: Config) -> Result:
         "rows": [config.start, config.start + config.n], "preset": preset.name,
         "noise": {"counts": config.counts, "rod_scale": config.rod_scale, "scale": config.scale,
                   "noise_seed": config.noise_seed}, "mamba_ctr_version": __version__,
+        "mask_from": None if mask is None else {"file": str(config.mask_from), "measured_points": int(mask.sum()),
+                                                "of": int(mask.size)},
         "field_mae": mae, "field_mae_per_rod": {f"{h}{k}": float(v) for h, k, v in
                                                 zip(preset.grid.h, preset.grid.k, mae_per_rod, strict=True)},
         "seconds_per_structure": {"network": predict_s / config.n, "extraction": extract_s / config.n},
@@ -217,6 +226,19 @@ def labels_of_fields(U: np.ndarray, preset: Family) -> dict[str, np.ndarray]:
 
         return family_labels(U, preset)
     return extract_labels(U, preset.grid, preset)
+
+
+def _measured_mask(config: Config, checkpoint, preset: Family) -> np.ndarray:
+    """(R, NL) the coverage of `config.mask_from` on a family model's grid."""
+    from ..io.family_file import read_measured
+    from ..nn.inputs import InputTransform, rods_on_grid
+
+    if not isinstance(preset, StructureFamily) or InputTransform.of_checkpoint(checkpoint).name != "scale-free":
+        raise InputError("mask_from needs a scale-free model of a structure family (FAMILY.toml)")
+    with user_path(config.mask_from, "read"):
+        rods = read_measured(config.mask_from, preset.source["reader"])
+    _, mask, _ = rods_on_grid(rods, preset.grid, preset.multiple)
+    return mask
 
 
 def _measured(config: Config, preset: Family, intensity: np.ndarray) -> np.ndarray:
