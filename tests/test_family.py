@@ -137,6 +137,9 @@ def test_a_stored_description_rebuilds_the_same_family(family):
     a, b = family.sample(5, seed=2), again.sample(5, seed=2)
     assert np.array_equal(a.z, b.z) and np.array_equal(a.fraction, b.fraction)
     assert families.from_dict(family.to_dict()).name == "small"
+    from mamba_ctr.physics.family import FAMILY_KIND
+
+    assert families.FAMILY_KIND == FAMILY_KIND  # families.py names it without importing the family module
 
 
 def test_labels_fitted_to_the_true_field_are_the_true_labels(family):

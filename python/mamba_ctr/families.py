@@ -9,28 +9,37 @@ Both kinds offer what generation, training and evaluation use: `grid`, `model`, 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
-from .io.family_file import family_from_dict, is_family_file, read_family
 from .physics import presets
-from .physics.family import FAMILY_KIND, StructureFamily
 from .physics.presets import PerovskitePreset
+
+if TYPE_CHECKING:  # the family module (the PARAMS reader, films from atoms) is imported only when one is used
+    from .physics.family import StructureFamily
+
+    Family = PerovskitePreset | StructureFamily
 
 __all__ = ["Family", "from_dict", "resolve"]
 
-Family = PerovskitePreset | StructureFamily
+FAMILY_KIND = "structure-file"  # physics.family.FAMILY_KIND (tested equal)
 
 
-def resolve(spec: str | os.PathLike | Family) -> Family:
+def resolve(spec: str | os.PathLike | Any) -> Family:
     """A preset by name, a preset TOML or a FAMILY.toml (a family object is returned as it is)."""
-    if isinstance(spec, (PerovskitePreset, StructureFamily)):
+    if not isinstance(spec, (str, os.PathLike)):
         return spec
-    if str(spec).endswith(".toml") and is_family_file(spec):
-        return read_family(spec)
+    if str(spec).endswith(".toml"):
+        from .io.family_file import is_family_file, read_family  # readers of every file format: only for files
+
+        if is_family_file(spec):
+            return read_family(spec)
     return presets.resolve(spec)
 
 
 def from_dict(values: dict) -> Family:
     """The family a stored `to_dict()` describes."""
     if values.get("family") == FAMILY_KIND:
+        from .io.family_file import family_from_dict
+
         return family_from_dict(values)
     return presets.from_dict(values)

@@ -28,18 +28,21 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 
 from .._files import exclusive_lock, fsync_dir, write_text
 from .._version import __version__
 from ..errors import InputError
-from ..families import Family
 from ..families import resolve as resolve_preset
 from .generate_config import GenerateConfig, parse_shard, shard_range
 from .hdf5 import is_complete
 from .join import data_dir, merge, parts_dir, remove_aside
 from .pipeline import STALE, generate_blocks
+
+if TYPE_CHECKING:
+    from ..families import Family
 
 __all__ = ["MANIFEST", "GenerateConfig", "check_output", "data_dir", "generate", "merge", "parse_shard",
            "parts_dir", "resolve_preset", "shard_range"]

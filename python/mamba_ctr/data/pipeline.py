@@ -15,14 +15,13 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import h5py
 import numpy as np
 from tqdm import tqdm
 
 from .._files import atomic_path, fsync_dir, fsync_file
-from ..families import Family
 from . import stats as _stats
 from .generate_config import GenerateConfig
 from .hdf5 import file_attrs
@@ -38,6 +37,9 @@ from .join import (
     scan_block,
     write_vds,
 )
+
+if TYPE_CHECKING:
+    from ..families import Family
 
 FSYNC_EACH_BLOCK = True  # fsync each block file when written (True) or all of them once at the end (False)
 STALE = ("*.tmp", ".*.tmp.*")  # temporary files a killed run may leave in FILE.h5.parts/

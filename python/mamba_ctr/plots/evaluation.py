@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..physics.family import StructureFamily
 from ..physics.grid import Grid
 from ..physics.presets import PerovskitePreset
 from ._base import new_figure, save
@@ -116,7 +117,8 @@ def plot_r2_table(rows: Sequence[str], groups: Sequence[str], values: np.ndarray
     return save(fig, path)
 
 
-def plot_evaluation(out: str | Path, preset: PerovskitePreset, report: Mapping, true_labels: Mapping[str, np.ndarray],
+def plot_evaluation(out: str | Path, preset: PerovskitePreset | StructureFamily, report: Mapping,
+                    true_labels: Mapping[str, np.ndarray],
                     predicted_labels: Mapping[str, np.ndarray], true_field: np.ndarray, predicted_field: np.ndarray,
                     start: int = 0, example: int = 0) -> list[Path]:
     """The figures of a model evaluation in `out`: density_slices.png (Fig. 2a) and positions.png (Fig. 2b) of

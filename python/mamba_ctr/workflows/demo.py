@@ -138,11 +138,13 @@ def _refine(test_file: Path, n: int) -> dict[str, Any]:
     from .. import models
     from ..baselines import fit_intensities
     from ..nn.predict import predict_field
+    from ..physics.presets import PerovskitePreset
     from ..reconstruct import extract_labels, fit_start, r2_scores
     from ..reconstruct.refine import exact_recovery
     from .evaluate import read_test_set
 
     preset, intensity, _, true = read_test_set(test_file, 0, n)
+    assert isinstance(preset, PerovskitePreset)  # the demo's test set is paper-12L
     predicted = extract_labels(predict_field(models.load("paper-12L"), intensity), preset.grid, preset)
     start = fit_start(predicted, preset, true=true)
     t0 = time.perf_counter()

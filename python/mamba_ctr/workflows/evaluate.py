@@ -20,7 +20,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,10 +28,12 @@ from .. import _files, families
 from .._checks import check_count
 from .._version import __version__
 from ..errors import InputError
-from ..families import Family
 from ..physics.family import StructureFamily
 from ..reconstruct import extract_labels, label_rmse, r2_scores
 from ._common import Result, output_dir, user_path
+
+if TYPE_CHECKING:
+    from ..families import Family
 
 __all__ = ["TARGETS", "Config", "field_mae", "read_test_set", "run", "structure_report"]
 
@@ -235,6 +237,7 @@ def _measured_mask(config: Config, checkpoint, preset: Family) -> np.ndarray:
 
     if not isinstance(preset, StructureFamily) or InputTransform.of_checkpoint(checkpoint).name != "scale-free":
         raise InputError("mask_from needs a scale-free model of a structure family (FAMILY.toml)")
+    assert config.mask_from is not None
     with user_path(config.mask_from, "read"):
         rods = read_measured(config.mask_from, preset.source["reader"])
     _, mask, _ = rods_on_grid(rods, preset.grid, preset.multiple)

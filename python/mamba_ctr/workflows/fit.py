@@ -177,6 +177,7 @@ def _read_inputs(config: Config) -> _Inputs:
         reference = (film.a / family.multiple[0], film.b / family.multiple[1])
     else:
         cell = _floats(config.cell, "cell") if config.cell else None
+        assert config.structure is not None  # Config checked: --structure or --family
         with user_path(config.structure, "read"):
             atoms = read_structure(config.structure)
             substrate = read_structure(config.substrate) if config.substrate is not None else None
