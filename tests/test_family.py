@@ -200,9 +200,13 @@ def test_generate_train_predict_and_fit_a_family(tmp_path, capsys):
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert metrics["true_field_extraction"]["r2_per_group"]["c"] > 0.999  # the fit to the true U is exact
     capsys.readouterr()
+    assert main(["calibrate", str(tmp_path / "model"), "--data", str(tmp_path / "d.h5"), "--n", "6", "--draws", "2",
+                 "--threads", "1", "--out", str(tmp_path / "cal")]) == 0
     assert main(["predict", str(tmp_path / "rods.txt"), "--model", str(tmp_path / "model"),
-                 "--out", str(tmp_path / "p")]) == 0
+                 "--calibration", str(tmp_path / "cal" / "calibration.json"), "--out", str(tmp_path / "p")]) == 0
     report = json.loads((tmp_path / "p" / "prediction.json").read_text())
+    interval = report["intervals"]["labels"]["c_1"]
+    assert interval["low"] <= interval["mean"] <= interval["high"] and report["intervals"]["draws"] == 2
     assert report["grid"]["measured_points_on_grid"] < 3 * 47  # the gap at L = 1 and the Bragg points masked
     assert set(report["labels"]) == {"c_1", "z_B_2", "sr_2", "occ_3"}
     assert report["agreement"]["points"] == sum(1 for _ in open(tmp_path / "rods.txt"))

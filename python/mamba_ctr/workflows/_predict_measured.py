@@ -63,8 +63,30 @@ def run_family(config: Any, checkpoint: Any, family: StructureFamily) -> Result:
     agreement, simulator, sigma_source = _agreement(config, family, rods, structure)
     report = _report(config, family, reader, left_out, mask, consistency, fitted, agreement, simulator,
                      sigma_source, network_s, labels_s)
+    if config.calibration is not None:
+        report["intervals"] = _intervals(config, checkpoint, family, intensity, mask)
     files = _write(config, family, report, fitted.labels, structure, intensity, mask, field_, simulator, agreement)
     return Result(report, _summary(report, files))
+
+
+def _intervals(config: Any, checkpoint: Any, family: StructureFamily, intensity: np.ndarray,
+               mask: np.ndarray) -> dict[str, Any]:
+    """Calibrated intervals of every label: test-time draws around the input (nn.uncertainty), the calibration's
+    half-widths around the draws' mean."""
+    from ..nn.uncertainty import predict_with_uncertainty
+    from ..reconstruct.calibration import read_calibration
+    from ..reconstruct.family_fit import family_labels
+
+    calibration = read_calibration(config.calibration)
+    started = time.perf_counter()
+    result = predict_with_uncertainty(checkpoint, intensity[None], mask[None], calibration, counts=config.counts,
+                                      extract=lambda U: family_labels(U, family, progress=False))
+    labels = {}
+    for name in result.labels:
+        low, high = result.label_interval(name)
+        labels[name] = {"mean": float(result.labels[name][0]), "low": float(low[0]), "high": float(high[0])}
+    return {"calibration": str(config.calibration), "level": calibration.level, "counts": config.counts,
+            "draws": result.settings.draws, "seconds": time.perf_counter() - started, "labels": labels}
 
 
 def _reader(config: Any, family: StructureFamily) -> dict:

@@ -47,6 +47,12 @@ class Config:
     basis: tuple[str, ...] = field(default=(), metadata={
         "help": "family models: in-plane basis transform into the substrate's cell, m00,m01,m10,m11; default the "
                 "family's"})
+    calibration: Path | None = field(default=None, metadata={
+        "help": "family models: calibration.json of mamba-ctr calibrate for this model: calibrated 68 % intervals "
+                "of every label from test-time draws (prediction.json 'intervals')"})
+    counts: float = field(default=1000.0, metadata={
+        "help": "with --calibration: the counts level at each rod's median point the draws re-count at (the "
+                "data's, if known)"})
     error_model: str = field(default="", metadata={
         "help": "family models: σ of the measured points for χ² (poisson | relative:<f> | constant:<s>); default "
                 "the file's σ, else relative:0.1"})
@@ -55,6 +61,10 @@ class Config:
         self.input, self.out = Path(self.input), output_dir(self.out)
         if not self.input.is_file():
             raise InputError(f"no input file {self.input}")
+        if self.calibration is not None and not Path(self.calibration).is_file():
+            raise InputError(f"no calibration file {self.calibration}")
+        if not (0 <= self.counts < float("inf")):
+            raise InputError(f"counts must be a finite number ≥ 0, got {self.counts!r}")
         if (self.out / "prediction.h5").exists() and not self.overwrite:
             raise InputError(f"{self.out / 'prediction.h5'} exists (pass --overwrite to replace it)")
 
