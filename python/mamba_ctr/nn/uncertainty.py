@@ -181,22 +181,15 @@ def rod_names(grid: Any) -> list[str]:
 
 
 def _default_extractor(checkpoint: Checkpoint) -> Extractor | None:
-    """The labels of the checkpoint's family as `evaluate` reads them: the density's peaks for a paper preset, the
-    family's parameters fitted to U for a family around a structure file; None without a stored family."""
+    """The labels of the checkpoint's family as `evaluate` reads them (reconstruct.family_fit.labels_of_fields);
+    None without a stored family."""
     stored = checkpoint.metadata.get("preset")
     if not stored:
         return None
     from .. import families
-    from ..physics.family import StructureFamily
+    from ..reconstruct.family_fit import labels_of_fields
 
-    family = families.from_dict(stored)
-    if isinstance(family, StructureFamily):
-        from ..reconstruct.family_fit import family_labels
-
-        return partial(family_labels, family=family)
-    from ..reconstruct import extract_labels
-
-    return partial(extract_labels, grid=checkpoint.grid, preset=family)
+    return partial(labels_of_fields, preset=families.from_dict(stored))
 
 
 def _settings(calibration: Calibration | None, draws: int | None, counts: float | None,

@@ -13,13 +13,14 @@ The same engine as every other fit (`refine.SimulatedLeastSquares`: one batched 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from ..physics.family import StructureFamily
 from .refine import FitBatch, SimulatedLeastSquares, SolverOptions, field_residual, fit_once, progress_bar
 
-__all__ = ["FamilySpace", "family_labels", "fit_family_fields"]
+__all__ = ["FamilySpace", "family_labels", "fit_family_fields", "labels_of_fields"]
 
 
 class FamilySpace:
@@ -79,6 +80,16 @@ def fit_family_fields(U: np.ndarray, family: StructureFamily, *, start=None, opt
                                         backend=backend, threads=threads, options=options)
         results.append(fit_once(problem, starts[i], keep_jacobian=keep_jacobian))
     return FitBatch(results)
+
+
+def labels_of_fields(U: np.ndarray, preset: Any) -> dict[str, np.ndarray]:
+    """Labels of film fields U (n, R, NL) of any family: the density's peaks for a paper preset
+    (`reconstruct.extract_labels`), the family's parameters fitted to U for a family around a structure file."""
+    if isinstance(preset, StructureFamily):
+        return family_labels(U, preset)
+    from .extract import extract_labels
+
+    return extract_labels(U, preset.grid, preset)
 
 
 def family_labels(U: np.ndarray, family: StructureFamily, **kwargs) -> dict[str, np.ndarray]:

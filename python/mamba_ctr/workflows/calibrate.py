@@ -250,7 +250,7 @@ def coverage_report(coverage: dict[str, Any]) -> str:
 def _extractor(preset: Any) -> Extractor:
     """The labels of film fields as `evaluate` extracts them (the density's peaks for a paper preset, the
     parameters fitted to U for a family)."""
-    from .evaluate import labels_of_fields
+    from ..reconstruct.family_fit import labels_of_fields
 
     return partial(labels_of_fields, preset=preset)
 

@@ -29,7 +29,8 @@ from .._checks import check_count
 from .._version import __version__
 from ..errors import InputError
 from ..physics.family import StructureFamily
-from ..reconstruct import extract_labels, label_rmse, r2_scores
+from ..reconstruct import label_rmse, r2_scores
+from ..reconstruct.family_fit import labels_of_fields
 from ._common import Result, output_dir, user_path
 
 if TYPE_CHECKING:
@@ -218,16 +219,6 @@ def _read_calibration(path: Path, checkpoint):
     if InputTransform.of_checkpoint(checkpoint).name != "scale-free":
         raise InputError("--calibration needs a scale-free model (its test-time draws mask points)")
     return read_calibration(path)
-
-
-def labels_of_fields(U: np.ndarray, preset: Family) -> dict[str, np.ndarray]:
-    """Labels of film fields U (n, R, NL): the density's peaks for a paper preset, the family's parameters fitted
-    to U for a family around a structure file (reconstruct.family_fit)."""
-    if isinstance(preset, StructureFamily):
-        from ..reconstruct.family_fit import family_labels
-
-        return family_labels(U, preset)
-    return extract_labels(U, preset.grid, preset)
 
 
 def _measured_mask(config: Config, checkpoint, preset: Family) -> np.ndarray:
