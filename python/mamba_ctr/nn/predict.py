@@ -96,7 +96,8 @@ def check_prediction(checkpoint: Checkpoint, intensity: np.ndarray, film_field: 
     preset = families.from_dict(stored)
     substrate = simulate(preset.nominal(), checkpoint.grid).substrate_field
     intensity = _check_intensity(intensity, checkpoint)
-    return forward_consistency(film_field, substrate, intensity, checkpoint.grid.bragg)
+    scale_free = InputTransform.of_checkpoint(checkpoint).name == "scale-free"  # any scale is fine for it
+    return forward_consistency(film_field, substrate, intensity, checkpoint.grid.bragg, scale_checked=not scale_free)
 
 
 def predict(checkpoint: Checkpoint, intensity: np.ndarray, **kwargs) -> Prediction:

@@ -48,8 +48,9 @@ class Config:
         "help": "family models: in-plane basis transform into the substrate's cell, m00,m01,m10,m11; default the "
                 "family's"})
     calibration: Path | None = field(default=None, metadata={
-        "help": "family models: calibration.json of mamba-ctr calibrate for this model: calibrated 68 % intervals "
-                "of every label from test-time draws (prediction.json 'intervals')"})
+        "help": "calibration.json of mamba-ctr calibrate for this (scale-free) model: calibrated 68 % intervals of "
+                "every label from test-time draws (structure.csv low/high and structure.json, or prediction.json "
+                "'intervals' for family models)"})
     counts: float = field(default=1000.0, metadata={
         "help": "with --calibration: the counts level at each rod's median point the draws re-count at (the "
                 "data's, if known)"})
@@ -91,12 +92,13 @@ def run(config: Config) -> Result:
     consistency = check_prediction(checkpoint, intensity, field_)
     assert consistency is not None  # the checkpoint records a preset (checked above)
     labels = extract_labels(field_, preset.grid, preset)
+    intervals = None if config.calibration is None else _intervals(config, checkpoint, intensity)
     columns = column_density(field_, preset.grid)
     out = config.out
     with user_path(out):
         out.mkdir(parents=True, exist_ok=True)
         files = [_write_hdf5(out / "prediction.h5", preset, field_, columns, labels, consistency, config)]
-        files += _write_tables(out, labels, consistency, config)
+        files += _write_tables(out, labels, consistency, config, intervals)
         if config.figures:
             files += _write_figures(out, preset, field_)
     n = intensity.shape[0]
@@ -136,15 +138,32 @@ def _write_hdf5(path: Path, preset: PerovskitePreset, field_: np.ndarray, column
     return path
 
 
-def _write_tables(out: Path, labels: dict, consistency: Consistency, config: Config) -> list[Path]:
+def _intervals(config: Config, checkpoint, intensity: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """label → (low, high), each (n,): calibrated intervals from test-time draws (scale-free models)."""
+    from ..nn.uncertainty import predict_with_uncertainty
+    from ..reconstruct.calibration import read_calibration
+
+    assert config.calibration is not None
+    result = predict_with_uncertainty(checkpoint, intensity, None, read_calibration(config.calibration),
+                                      counts=config.counts)
+    return {name: result.label_interval(name) for name in result.labels}
+
+
+def _write_tables(out: Path, labels: dict, consistency: Consistency, config: Config,
+                  intervals: dict | None = None) -> list[Path]:
     n = consistency.r1.size
-    rows = [{"structure": i, "label": name, "value": float(values[i])} for i in range(n)
-            for name, values in labels.items()]
+    rows = [{"structure": i, "label": name, "value": float(values[i]),
+             **({"low": float(intervals[name][0][i]), "high": float(intervals[name][1][i])} if intervals else {})}
+            for i in range(n) for name, values in labels.items()]
     csv_path, json_path = out / "structure.csv", out / "structure.json"
     _files.write_csv(csv_path, rows)
     flagged = consistency.flagged
     payload = {"model": str(config.model), "input": str(config.input), "mamba_ctr_version": __version__,
                "consistency": {"r1_threshold": R1_THRESHOLD, "scale_range": list(SCALE_RANGE)},
+               "intervals": None if not intervals else {
+                   "calibration": str(config.calibration), "counts": config.counts,
+                   "structures": [{name: [_number(low[i]), _number(high[i])] for name, (low, high) in intervals.items()}
+                                  for i in range(n)]},
                "structures": [{**{name: _number(v[i]) for name, v in labels.items()},
                                "consistency": {"scale": _number(consistency.scale[i]),
                                                "r1": _number(consistency.r1[i]), "flagged": bool(flagged[i])}}
