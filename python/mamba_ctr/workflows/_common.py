@@ -65,3 +65,30 @@ def progress(quiet: bool) -> bool | None:
 def r2_cells(row: dict[str, Any], groups: Sequence[str] = GROUPS) -> str:
     """The `R2_<group>` entries of a table row as Markdown cells ("–" where there is none)."""
     return " | ".join("–" if not math.isfinite(row[f"R2_{g}"]) else f"{row[f'R2_{g}']:.3f}" for g in groups)
+
+
+def command_line(command: str, config: Any, positional: str, keep: Sequence[str] = ()) -> str:
+    """The `mamba-ctr` command line that reproduces `config` (a command's Config dataclass): the positional field
+    first, then every option whose value differs from its default (and those in `keep`), as the CLI spells them
+    (bools --x/--no-x, tuples comma-joined, dicts K=V, floats %g)."""
+    import dataclasses
+
+    parts = [f"mamba-ctr {command}", str(getattr(config, positional))]
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        if f.name == positional or (value == default and f.name not in keep):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + f.name.replace("_", "-"))
+        elif isinstance(value, tuple):
+            parts.append(f"{flag} {','.join(value)}")
+        elif isinstance(value, dict):
+            parts.append(f"{flag} {','.join(f'{k}={v}' for k, v in value.items())}")
+        elif isinstance(value, float):
+            parts.append(f"{flag} {value:g}")
+        else:
+            parts.append(f"{flag} {value}")
+    return " ".join(parts)

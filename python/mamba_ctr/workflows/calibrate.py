@@ -15,7 +15,6 @@ pooled) the quantile q_g of |y − ŷ| / (s + τ_g). `predict_with_uncertainty(.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,7 +32,7 @@ from ..reconstruct.calibration import Calibration
 
 if TYPE_CHECKING:
     from ..nn.uncertainty import Extractor, UncertainPrediction
-from ._common import Result, output_dir, user_path
+from ._common import Result, command_line, output_dir, user_path
 
 __all__ = ["Config", "command", "coverage_report", "measure_coverage", "measured_intensity", "report", "run"]
 
@@ -111,15 +110,7 @@ def measured_intensity(intensity: np.ndarray, grid: Grid, counts: float, seed: i
 def command(config: Config) -> str:
     """The command line that makes this calibration (options at their defaults left out, but --data and
     --counts)."""
-    parts = ["mamba-ctr calibrate", str(config.model)]
-    for f in dataclasses.fields(Config):
-        value = getattr(config, f.name)
-        if f.name == "model" or (value == f.default and f.name != "counts"):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        parts.append((flag if value else "--no-" + f.name.replace("_", "-")) if isinstance(value, bool)
-                     else f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
-    return " ".join(parts)
+    return command_line("calibrate", config, "model", keep=("data", "counts"))
 
 
 def run(config: Config) -> Result:

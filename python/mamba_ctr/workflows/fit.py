@@ -27,7 +27,7 @@ from .._backend import BACKENDS
 from .._files import exclusive_lock, read_toml, write_bytes, write_csv, write_json, write_text
 from .._version import __version__
 from ..errors import InputError
-from ._common import output_dir, progress, user_path
+from ._common import command_line, output_dir, progress, user_path
 
 __all__ = ["Config", "FitReport", "run"]
 
@@ -387,22 +387,7 @@ def _tie_text(tie) -> str:
 
 
 def _command(config: Config) -> str:
-    parts = ["mamba-ctr fit", str(config.data)]
-    defaults = {f.name: f.default for f in dataclasses.fields(Config) if f.default is not dataclasses.MISSING}
-    for f in dataclasses.fields(Config):
-        value = getattr(config, f.name)
-        if f.name == "data" or value == defaults.get(f.name, None if f.name != "ions" else {}):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(value, bool):
-            parts.append(flag if value else "--no-" + f.name.replace("_", "-"))
-        elif isinstance(value, tuple):
-            parts.append(f"{flag} {','.join(value)}")
-        elif isinstance(value, dict):
-            parts.append(f"{flag} {','.join(f'{k}={v}' for k, v in value.items())}")
-        else:
-            parts.append(f"{flag} {value}")
-    return " ".join(parts)
+    return command_line("fit", config, "data")
 
 
 def _point_rows(fit) -> list[dict[str, Any]]:
