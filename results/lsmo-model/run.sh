@@ -8,13 +8,19 @@ N=${2:-200}
 R=results/lsmo-model
 D=../shared/data/lsmo/all_2xrods_LSMO9_hklcorr_Disa.txt
 T=${TMPDIR:-/tmp}/lsmo-test-20261202.h5
+C=${TMPDIR:-/tmp}/lsmo-cal-20261204.h5
 [ -f "$T" ] || mamba-ctr generate --preset $R/family.toml --n "$N" --seed 20261202 --join copy --out "$T" --quiet
+[ -f "$C" ] || mamba-ctr generate --preset $R/family.toml --n 100 --seed 20261204 --join copy --out "$C" --quiet
 # simulated test structures: noise-free, and as measured (10^3 counts, 20 % rod scales, the LSMO file's coverage)
 mamba-ctr evaluate --model "$M" --data "$T" --n "$N" --out $R/eval-clean --overwrite --quiet
 mamba-ctr evaluate --model "$M" --data "$T" --n "$N" --counts 1000 --rod-scale 0.2 --mask-from $D \
     --out $R/eval-measured-like --overwrite --quiet
+# calibrated intervals (8 test-time draws, 100 calibration structures, coverage on 100 test structures)
+mamba-ctr calibrate "$M" --data "$C" --n 100 --test "$T" --n-test 100 --counts 1000 --draws 8 --threads 1 \
+    --out $R/uncertainty --overwrite --quiet
 # the measured film: the network alone, then refined from its prediction, and least squares from a nominal film
-mamba-ctr predict $D --model "$M" --out $R/predict --overwrite
+mamba-ctr predict $D --model "$M" --calibration $R/uncertainty/calibration.json --counts 1000 --out $R/predict \
+    --overwrite
 COMMON=(--family $R/predict/family/family.toml --error-model relative:0.1 --drop-rods --overwrite --quiet)
 mamba-ctr fit $D "${COMMON[@]}" --start $R/predict/labels.json --out $R/refine
 mamba-ctr fit $D "${COMMON[@]}" --start $R/nominal.json --out $R/lsq-nominal
