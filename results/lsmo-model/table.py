@@ -58,11 +58,35 @@ def main() -> None:
         groups = metrics["r2_per_group"]
         lines.append(f"| {name} ({metrics['n']}) | {metrics['field_mae']:.3f} | "
                      + " | ".join(f"{groups.get(g, float('nan')):.3f}" for g, _, _ in GROUPS) + " |")
+    lines += _uncertainty(predict)
     (HERE / "comparison.md").write_text("\n".join(lines) + "\n")
     (HERE / "comparison.json").write_text(json.dumps({"rods": rods, "rows": rows, "chi2_red": chi2,
                                                       "values": values}, indent=1) + "\n")
     _figure(values)
     print("\n".join(lines))
+
+
+def _uncertainty(predict: dict) -> list[str]:
+    """Coverage of the calibrated intervals per group (simulated test set) and the measured film's intervals."""
+    coverage = json.loads((HERE / "uncertainty" / "coverage.json").read_text())
+    groups = coverage["labels"]
+    lines = ["", f"Calibrated {coverage['level']:.0%} intervals ({coverage['n_test']} simulated test structures at "
+             f"{coverage['counts']:g} counts; target 63–73 % per group):", "",
+             "| | " + " | ".join(groups) + " | U |", "|---" * (len(groups) + 2) + "|",
+             "| coverage | " + " | ".join(f"{g['coverage']:.3f}" for g in groups.values())
+             + f" | {coverage['points_overall']:.3f} |",
+             "| mean half-width | " + " | ".join(f"{g['mean_half_width']:.3g}" for g in groups.values()) + " | |"]
+    intervals = predict.get("intervals", {}).get("labels", {})
+    if intervals:
+        lines += ["", "The measured film: the network's labels with their calibrated intervals (draws' mean, low, "
+                  "high), the top of the film:", "", "| label | network | draws' mean | 68 % interval |",
+                  "|---|---:|---:|---|"]
+        for name in ("c_10", "c_11", "c_12", "z_B_12", "z_O_ap_12", "z_O_eq_12", "sr_10", "sr_11", "sr_12",
+                     "occ_12", "occ_13"):
+            i = intervals[name]
+            lines.append(f"| {name} | {predict['labels'][name]:.3f} | {i['mean']:.3f} | "
+                         f"[{i['low']:.3f}, {i['high']:.3f}] |")
+    return lines
 
 
 def _family_nominal() -> dict:
