@@ -222,3 +222,12 @@ def test_generate_train_predict_and_fit_a_family(tmp_path, capsys):
     assert main(["fit", str(tmp_path / "rods.txt"), "--family", str(path), "--structure", str(tmp_path / "film.xyz"),
                  "--out", str(tmp_path / "fit2")]) == 2
     assert "drop --structure" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text('{"c_9": 3.9}')
+    assert main(["fit", str(tmp_path / "rods.txt"), "--family", str(path), "--start", str(tmp_path / "bad.json"),
+                 "--error-model", "relative:0.1", "--out", str(tmp_path / "fit3")]) == 2
+    assert "'c_9' is not a free parameter" in capsys.readouterr().err
+    measured_file(tmp_path / "far.txt", low=5.0, high=6.0)  # beyond the model's L range
+    assert main(["predict", str(tmp_path / "far.txt"), "--model", str(tmp_path / "model"),
+                 "--out", str(tmp_path / "p2")]) == 2
+    assert "none of its points lies on the model's grid" in capsys.readouterr().err
+    assert not (tmp_path / "p2").exists()  # refused before anything is written

@@ -48,8 +48,9 @@ def run_family(config: Any, checkpoint: Any, family: StructureFamily) -> Result:
         rods = read_measured(config.input, reader)
     intensity, mask, left_out = rods_on_grid(rods, family.grid, family.multiple)
     if not mask.any():
-        raise InputError(f"{config.input}: none of its rods lies on the model's grid (rods "
-                         f"{_rod_names(family)}); check the basis ({reader['basis']})")
+        raise InputError(f"{config.input}: none of its points lies on the model's grid (rods {_rod_names(family)}, "
+                         f"L {family.grid.L[0]:g}…{family.grid.L[-1]:g}); check the basis ({reader['basis']}) "
+                         "and the L range")
     started = time.perf_counter()
     field_ = predict_field(checkpoint, intensity[None], mask=mask[None])
     network_s = time.perf_counter() - started
