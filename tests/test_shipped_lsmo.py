@@ -11,8 +11,8 @@ torch = pytest.importorskip("torch")
 from mamba_ctr import models  # noqa: E402
 from mamba_ctr.cli import main  # noqa: E402
 from mamba_ctr.io.family_file import family_from_dict  # noqa: E402
-from mamba_ctr.measured_sim import MeasuredSimulator, agreement, relative_sigma  # noqa: E402
 from mamba_ctr.io.measured import MeasuredRods  # noqa: E402
+from mamba_ctr.measured_sim import MeasuredSimulator, agreement, relative_sigma  # noqa: E402
 
 
 @pytest.fixture(scope="module")
