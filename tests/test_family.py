@@ -199,6 +199,11 @@ def test_generate_train_predict_and_fit_a_family(tmp_path, capsys):
                  "--out", str(tmp_path / "ev"), "--no-figures"]) == 0
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert metrics["true_field_extraction"]["r2_per_group"]["c"] > 0.999  # the fit to the true U is exact
+    assert main(["evaluate", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "d.h5"), "--n", "4",
+                 "--augment", "--mask-from", str(tmp_path / "rods.txt"), "--out", str(tmp_path / "ev2"),
+                 "--no-figures"]) == 0
+    masked = json.loads((tmp_path / "ev2" / "metrics.json").read_text())["masked_points"]
+    assert 0 < masked["measured"] < masked["of"] and masked["mask_from"].endswith("rods.txt")
     capsys.readouterr()
     assert main(["calibrate", str(tmp_path / "model"), "--data", str(tmp_path / "d.h5"), "--n", "6", "--draws", "2",
                  "--threads", "1", "--out", str(tmp_path / "cal")]) == 0

@@ -64,6 +64,9 @@ class Config:
         "help": "calibration.json of mamba-ctr calibrate (scale-free models): also predict with its test-time draws "
                 "and report the coverage of its intervals per group (metrics.json 'uncertainty', coverage.csv)"})
     draw_seed: int = field(default=1, metadata={"help": "with --calibration: seed of the test-time draws"})
+    augment: bool = field(default=False, metadata={
+        "help": "scale-free models: every training nuisance drawn per test structure (data.augment: L offset, rod "
+                "scales, background, counts 10^2-10^6, coverage masks), keyed by (noise_seed, index)"})
     mask_from: Path | None = field(default=None, metadata={
         "help": "family models (scale-free): a measured file read with the family's settings; its coverage on the "
                 "model grid (unmeasured stretches, late starts) masks every test structure's input"})
@@ -171,6 +174,8 @@ def run(config: Config) -> Result:
     calibration = None if config.calibration is None else _read_calibration(config.calibration, checkpoint)
     measured = _measured(config, preset, intensity)
     mask = None if config.mask_from is None else _measured_mask(config, checkpoint, preset)
+    if config.augment:
+        measured, mask = _augmented(config, checkpoint, preset, measured, mask)
     started = time.perf_counter()
     predicted_field = predict_field(checkpoint, InputTransform.of_checkpoint(checkpoint).admissible(measured),
                                     mask=mask)
@@ -186,8 +191,10 @@ def run(config: Config) -> Result:
         "rows": [config.start, config.start + config.n], "preset": preset.name,
         "noise": {"counts": config.counts, "rod_scale": config.rod_scale, "scale": config.scale,
                   "noise_seed": config.noise_seed}, "mamba_ctr_version": __version__,
-        "mask_from": None if mask is None else {"file": str(config.mask_from), "measured_points": int(mask.sum()),
-                                                "of": int(mask.size)},
+        "augment": config.augment,
+        "masked_points": None if mask is None else {"mask_from": None if config.mask_from is None else
+                                                    str(config.mask_from), "measured": int(np.sum(mask)),
+                                                    "of": int(np.broadcast_to(mask, measured.shape).size)},
         "field_mae": mae, "field_mae_per_rod": {f"{h}{k}": float(v) for h, k, v in
                                                 zip(preset.grid.h, preset.grid.k, mae_per_rod, strict=True)},
         "seconds_per_structure": {"network": predict_s / config.n, "extraction": extract_s / config.n},
@@ -219,6 +226,19 @@ def _read_calibration(path: Path, checkpoint):
     if InputTransform.of_checkpoint(checkpoint).name != "scale-free":
         raise InputError("--calibration needs a scale-free model (its test-time draws mask points)")
     return read_calibration(path)
+
+
+def _augmented(config: Config, checkpoint, preset: Family, intensity: np.ndarray,
+               mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The training nuisances (data.augment.Augmentation, defaults) drawn on every test structure; the coverage
+    they draw is combined with `mask`."""
+    from ..data.augment import Augmentation
+    from ..nn.inputs import InputTransform
+
+    if InputTransform.of_checkpoint(checkpoint).name != "scale-free":
+        raise InputError("augment masks points: it needs a scale-free model (train --input scale-free)")
+    augmented, drawn = Augmentation()(intensity, preset.grid.L, preset.grid.bragg, config.noise_seed, config.start)
+    return augmented, drawn if mask is None else drawn & mask[None]
 
 
 def _measured_mask(config: Config, checkpoint, preset: Family) -> np.ndarray:
