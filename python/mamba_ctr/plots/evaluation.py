@@ -24,8 +24,9 @@ _GROUP_COLOURS = {"c": "tab:blue", "B": "tab:orange", "O_ap": "tab:green", "O_eq
                   "occupancy": "tab:brown"}
 
 
-def plot_label_scatter(preset: PerovskitePreset, true: Mapping[str, np.ndarray], predicted: Mapping[str, np.ndarray],
-                       r2: Mapping[str, float] | None = None, path: str | Path | None = None, title: str = ""):
+def plot_label_scatter(preset: PerovskitePreset | StructureFamily, true: Mapping[str, np.ndarray],
+                       predicted: Mapping[str, np.ndarray], r2: Mapping[str, float] | None = None,
+                       path: str | Path | None = None, title: str = ""):
     """Predicted vs true value of every identifiable label, one small panel each (paper Fig. 3a–b).
 
     Args:
@@ -55,8 +56,9 @@ def plot_label_scatter(preset: PerovskitePreset, true: Mapping[str, np.ndarray],
     return save(fig, path)
 
 
-def plot_r2_bars(preset: PerovskitePreset, r2: Mapping[str, float], reference: Mapping[str, float] | None = None,
-                 path: str | Path | None = None, title: str = "", reference_label: str = "from the true field"):
+def plot_r2_bars(preset: PerovskitePreset | StructureFamily, r2: Mapping[str, float],
+                 reference: Mapping[str, float] | None = None, path: str | Path | None = None, title: str = "",
+                 reference_label: str = "from the true field"):
     """R² of every identifiable label as bars coloured by atom type (paper Fig. 3c); `reference` (e.g. the R²
     of the extraction from the true field) drawn as black ticks."""
     specs = [spec for spec in preset.label_specs() if spec.identifiable]
@@ -122,7 +124,8 @@ def plot_evaluation(out: str | Path, preset: PerovskitePreset | StructureFamily,
                     predicted_labels: Mapping[str, np.ndarray], true_field: np.ndarray, predicted_field: np.ndarray,
                     start: int = 0, example: int = 0) -> list[Path]:
     """The figures of a model evaluation in `out`: density_slices.png (Fig. 2a) and positions.png (Fig. 2b) of
-    structure `example`, scatter.png (Fig. 3a–b), r2.png (Fig. 3c) and field_00.png (Fig. 6).
+    structure `example` (paper presets only: a family around a structure file has no perovskite columns),
+    scatter.png (Fig. 3a–b), r2.png (Fig. 3c) and field_00.png (Fig. 6).
 
     Args:
         report: the evaluation report (`r2_per_label`, `rmse_per_label`, optionally `true_field_extraction`).
@@ -134,39 +137,25 @@ def plot_evaluation(out: str | Path, preset: PerovskitePreset | StructureFamily,
     from .density import crop_to_film, plot_density_slices, plot_extracted_labels
 
     out, i, n = Path(out), example, len(true_field)
-    if not isinstance(preset, PerovskitePreset):  # a family around a structure file: no perovskite columns
-        return _plot_family_evaluation(out, preset, report, true_labels, predicted_labels, true_field,
-                                       predicted_field, start, example)
-    paths = [out / f"{name}.png" for name in ("density_slices", "positions", "scatter", "r2", "field_00")]
-    x, z, rho = density_slices(np.stack([true_field[i], predicted_field[i]]), preset.grid)
-    z, truth_slices, predicted_slices = crop_to_film(z, rho[0], rho[1])
-    plot_density_slices(x, z, truth_slices, predicted_slices, path=paths[0],
-                        title=f"{preset.name}, structure {start + i}")
-    corrected, _ = apply_outlier_rule(dict(predicted_labels), preset, true=dict(true_labels))
-    plot_extracted_labels(preset, {name: float(v[i]) for name, v in true_labels.items()},
-                          {name: float(v[i]) for name, v in corrected.items()}, rmse=report["rmse_per_label"],
-                          path=paths[1], title=f"structure {start + i}; error bars: RMSE over {n}")
-    plot_label_scatter(preset, true_labels, corrected, report["r2_per_label"], path=paths[2],
+    paths = []
+    corrected = dict(predicted_labels)
+    if isinstance(preset, PerovskitePreset):  # density and positions: the perovskite columns of a paper preset
+        paths = [out / "density_slices.png", out / "positions.png"]
+        x, z, rho = density_slices(np.stack([true_field[i], predicted_field[i]]), preset.grid)
+        z, truth_slices, predicted_slices = crop_to_film(z, rho[0], rho[1])
+        plot_density_slices(x, z, truth_slices, predicted_slices, path=paths[0],
+                            title=f"{preset.name}, structure {start + i}")
+        corrected, _ = apply_outlier_rule(dict(predicted_labels), preset, true=dict(true_labels))
+        plot_extracted_labels(preset, {name: float(v[i]) for name, v in true_labels.items()},
+                              {name: float(v[i]) for name, v in corrected.items()}, rmse=report["rmse_per_label"],
+                              path=paths[1], title=f"structure {start + i}; error bars: RMSE over {n}")
+    paths += [out / "scatter.png", out / "r2.png", out / "field_00.png"]
+    plot_label_scatter(preset, true_labels, corrected, report["r2_per_label"], path=paths[-3],
                        title=f"{preset.name}: {n} test structures")
     reference = report.get("true_field_extraction", {}).get("r2_per_label")
-    plot_r2_bars(preset, report["r2_per_label"], reference, path=paths[3], title=f"R² per label ({n} structures)")
+    plot_r2_bars(preset, report["r2_per_label"], reference, path=paths[-2], title=f"R² per label ({n} structures)")
     other = (i + 1 + np.random.default_rng(start).integers(n - 1)) % n if n > 1 else i
-    plot_field_00(preset.grid, true_field[i], predicted_field[i], true_field[other], path=paths[4])
-    return paths
-
-
-def _plot_family_evaluation(out: Path, family, report: Mapping, true_labels: Mapping[str, np.ndarray],
-                            predicted_labels: Mapping[str, np.ndarray], true_field: np.ndarray,
-                            predicted_field: np.ndarray, start: int, example: int) -> list[Path]:
-    """scatter.png, r2.png and field_00.png of a structure family's evaluation (its labels are fitted to U)."""
-    i, n = example, len(true_field)
-    paths = [out / f"{name}.png" for name in ("scatter", "r2", "field_00")]
-    plot_label_scatter(family, true_labels, predicted_labels, report["r2_per_label"], path=paths[0],
-                       title=f"{family.name}: {n} test structures")
-    reference = report.get("true_field_extraction", {}).get("r2_per_label")
-    plot_r2_bars(family, report["r2_per_label"], reference, path=paths[1], title=f"R² per label ({n} structures)")
-    other = (i + 1 + np.random.default_rng(start).integers(n - 1)) % n if n > 1 else i
-    plot_field_00(family.grid, true_field[i], predicted_field[i], true_field[other], path=paths[2])
+    plot_field_00(preset.grid, true_field[i], predicted_field[i], true_field[other], path=paths[-1])
     return paths
 
 
