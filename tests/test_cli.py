@@ -311,7 +311,7 @@ def test_compare_leaves_no_empty_folder_after_an_error(tmp_path, capsys):
     (["simulate", "--out", "{tmp}/file.toml/x", "--no-plot"], "cannot write {tmp}/file.toml/x"),
     (["simulate", "--structure", "{tmp}"], "got the directory {tmp}"),
     (["predict", "--input", "{tmp}/file.toml", "--model", "other.pt"], "no shipped model or checkpoint 'other.pt'"),
-    (["predict", "--input", "{tmp}/file.toml", "--model", "paper12L"], "shipped: paper-12L"),
+    (["predict", "--input", "{tmp}/file.toml", "--model", "paper12L"], "shipped: lsmo, paper-12L"),
     (["generate", "--out", "{tmp}/x.txt", "--n", "2"], "ending in .h5 or .hdf5, got {tmp}/x.txt"),
 ])
 def test_paths_and_names_are_one_clear_line(tmp_path, capsys, argv, message):
