@@ -54,7 +54,7 @@ from .ctr_formats import read_rods
 from .measured import MeasuredRods, format_key
 from .structure_formats import read_structure
 
-__all__ = ["family_from_dict", "is_family_file", "read_family", "read_measured", "write_family"]
+__all__ = ["family_from_dict", "is_family_file", "params_table", "read_family", "read_measured", "write_family"]
 
 _FAMILY_KEYS = {"name", "description", "structure", "substrate", "cell", "ions"}
 _GRID_KEYS = {"data", "format", "columns", "skip_rows", "basis", "points_per_L", "rods", "L"}
@@ -176,24 +176,28 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
+def params_table(source: dict) -> dict:
+    """The PARAMS table of a family's source as `FitParameters` reads it: the `[[param]]` entries without the
+    family-only label keys (group, identifiable), and the [fit] table if any."""
+    entries = [{key: value for key, value in entry.items() if key not in _LABEL_KEYS} for entry in source["params"]]
+    return {"param": entries, **({"fit": dict(source["fit"])} if source["fit"] else {})}
+
+
 # ------------------------------------------------------------------ pieces
 def _family(name: str, description: str, film: AtomFilm, multiple: tuple[int, int], grid: Grid, source: dict,
             where: str) -> StructureFamily:
-    entries, groups, identifiable = [], [], []
+    spec = params_table(source)
+    entries, groups, identifiable = spec["param"], [], []
     for i, entry in enumerate(source["params"]):
-        entry = dict(entry)
-        label = {key: entry.pop(key) for key in _LABEL_KEYS if key in entry}
-        entries.append(entry)
         if "tie" not in entry:
-            groups.append(str(label.get("group", entry.get("target", "?"))))
-            flag = label.get("identifiable", True)
+            groups.append(str(entry.get("group", entry.get("target", "?"))))
+            flag = entry.get("identifiable", True)
             if not isinstance(flag, bool):
                 raise InputError(f"{where}: [[param]] {i + 1}: identifiable must be true or false, got {flag!r}")
             identifiable.append(flag)
     if not entries:
         raise InputError(f"{where}: a family needs [[param]] entries naming what varies (docs/families.md)")
     refuse_unsampled(entries, where)
-    spec = {"param": entries, "fit": source["fit"]} if source["fit"] else {"param": entries}
     params = FitParameters(spec, film.nominal, source=where)
     return StructureFamily(name, description, film, params, grid, tuple(groups), tuple(identifiable), source, multiple)
 

@@ -208,6 +208,8 @@ def _read_inputs(config: Config) -> _Inputs:
 
 def _family_spec(family, start: Path | None) -> dict:
     """The family's PARAMS table (label keys dropped), with start values from a JSON mapping moved into bounds."""
+    from ..io.family_file import params_table
+
     values: dict[str, float] = {}
     if start is not None:
         with user_path(start, "read"):
@@ -221,14 +223,12 @@ def _family_spec(family, start: Path | None) -> dict:
         if unknown:
             raise InputError(f"{start}: {unknown[0]!r} is not a free parameter of family {family.name!r} "
                              f"({', '.join(family.params.names[:6])}, …)")
-    entries = []
-    for entry in family.source["params"]:
-        entry = {key: value for key, value in entry.items() if key not in ("group", "identifiable")}
+    spec = params_table(family.source)
+    for entry in spec["param"]:
         if entry["name"] in values:
             low, high = entry["bounds"]
             entry["value"] = float(min(max(values[entry["name"]], low), high))
-        entries.append(entry)
-    return {"param": entries, **({"fit": family.source["fit"]} if family.source["fit"] else {})}
+    return spec
 
 
 def _without_bragg_points(rods, window: float):
