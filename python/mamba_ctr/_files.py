@@ -104,6 +104,22 @@ def fsync_file(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def drop_cached_pages(path: str | os.PathLike) -> None:
+    """Tell the OS that a written, fsync'd file's pages need not stay cached (a no-op where it cannot be told).
+
+    Writing gigabytes through the page cache makes each new page cost a reclaim of an old one: on the 2-core VM a
+    buffered 2.3 GB write took 3.5 s of system time with the pages kept and 0.8 s with them dropped after each
+    fsync. Dropping clean pages loses nothing; a later read comes from the disk."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:  # pragma: no cover - macOS, Windows
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def fsync_dir(path: str | os.PathLike) -> None:
     """Flush a folder's entries (a rename inside it) to the disk; a no-op where folders cannot be opened."""
     try:

@@ -39,7 +39,7 @@ from ..families import resolve as resolve_preset
 from .generate_config import GenerateConfig, parse_shard, shard_range
 from .hdf5 import is_complete
 from .join import data_dir, merge, parts_dir, remove_aside
-from .pipeline import STALE, generate_blocks
+from .pipeline import FIRST_BLOCK, STALE, generate_blocks
 
 if TYPE_CHECKING:
     from ..families import Family
@@ -124,7 +124,8 @@ def _manifest(config: GenerateConfig, preset: Family, backend: str) -> dict:
     start, stop = config.index_range
     return {"format_version": 1, "preset": preset.to_dict(), "seed": config.seed, "n": config.n,
             "shard": list(config.shard) if config.shard else None, "start": start, "stop": stop,
-            "dtype": config.dtype, "block_size": config.block_size, "backend": backend,
+            "dtype": config.dtype, "block_size": config.block_size,
+            "first_block": min(config.block_size, FIRST_BLOCK), "backend": backend,
             "created_by": f"mamba-ctr {__version__}"}
 
 

@@ -30,7 +30,8 @@ class GenerateConfig:
     shard: tuple[int, int] | None = field(default=None, metadata={
         "help": "i/K: write shard i of K, the index range [i*n//K, (i+1)*n//K) (default: all of [0, n))"})
     block_size: int = field(default=8192, metadata={
-        "help": "structures per block file and kernel call (bounds the memory in use)"})
+        "help": "structures per block file and kernel call (bounds the memory in use; the first block has "
+                "1024 at most)"})
     dtype: str = field(default="float32", metadata={
         "help": "precision: float32 (intensity float32, film_field complex64) or float64", "choices": DTYPES})
     threads: int = field(default=0, metadata={"help": "kernel threads (0: the runtime default, all cores)"})

@@ -28,6 +28,7 @@ from scipy.optimize import least_squares
 from ..physics.grid import Grid
 from ..physics.presets import LabelSpec, PerovskitePreset
 from ..simulate import simulate
+from .levenberg import levenberg_marquardt
 from .parameters import ParameterSpace
 
 Residual = Callable[[np.ndarray], np.ndarray]
@@ -45,6 +46,9 @@ class SolverOptions:
         x_scale: "jac" (scale by the Jacobian's column norms) or "bounds" (by the bound widths).
         tr_solver: "lsmr" (iterative; default) or "exact" (an SVD of the Jacobian per iteration: as robust
             here, slower, and 10–20× slower again with a multi-threaded BLAS on a busy machine).
+        method: "trf" (scipy.optimize.least_squares; default, for any start) or "lm" (`levenberg`: bounded
+            Levenberg–Marquardt on the normal equations; 2–3× faster for a fit started close to the answer,
+            such as the refinement of a network's prediction; x_scale and tr_solver do not apply).
     """
 
     xtol: float = 1e-10
@@ -54,6 +58,7 @@ class SolverOptions:
     fd_step: float = 1e-7
     x_scale: str = "jac"
     tr_solver: str = "lsmr"
+    method: str = "trf"
 
     def __post_init__(self) -> None:
         for name in ("xtol", "ftol", "gtol", "fd_step"):
@@ -67,6 +72,8 @@ class SolverOptions:
             raise ValueError(f"max_nfev must be a positive integer or None, got {self.max_nfev!r}")
         if self.x_scale not in ("jac", "bounds"):
             raise ValueError(f"x_scale must be 'jac' or 'bounds', got {self.x_scale!r}")
+        if self.method not in ("trf", "lm"):
+            raise ValueError(f"method must be 'trf' or 'lm', got {self.method!r}")
         if self.tr_solver not in ("exact", "lsmr"):
             raise ValueError(f"tr_solver must be 'exact' or 'lsmr', got {self.tr_solver!r}")
 
@@ -215,12 +222,19 @@ class SimulatedLeastSquares:
         shifted /= step[:, None]
         return shifted.T
 
-    def solve(self, x0: np.ndarray):
-        """scipy OptimizeResult of least_squares from x0 (inside the bounds) and the seconds it took."""
+    def solve(self, x0: np.ndarray, final_jacobian: bool = True):
+        """scipy OptimizeResult of least_squares (or `levenberg_marquardt`) from x0 (inside the bounds) and the
+        seconds it took. final_jacobian: whether the "lm" result needs the Jacobian at the solution ("trf"
+        always has it)."""
         options, space = self.options, self.space
         x_scale = "jac" if options.x_scale == "jac" else space.upper - space.lower
         started = time.perf_counter()
         with single_blas_thread():
+            if options.method == "lm":
+                solution = levenberg_marquardt(self.fun, self.jac, x0, space.lower, space.upper, xtol=options.xtol,
+                                               ftol=options.ftol, gtol=options.gtol, max_nfev=options.max_nfev,
+                                               final_jacobian=final_jacobian)
+                return solution, time.perf_counter() - started
             solution = least_squares(self.fun, x0, jac=self.jac, bounds=(space.lower, space.upper), method="trf",
                                      xtol=options.xtol, ftol=options.ftol, gtol=options.gtol,
                                      max_nfev=options.max_nfev, x_scale=x_scale, tr_solver=options.tr_solver)
@@ -230,11 +244,16 @@ class SimulatedLeastSquares:
         self.n_evaluations = self.n_jacobians = self.n_simulated = 0
 
 
+# The ML-initialised refinement (a fit started from a network's prediction): the bounded Levenberg–Marquardt,
+# 2.5–3× faster than trf with the same 200/200 exact recoveries (results/refine-ml-init).
+REFINE_OPTIONS = SolverOptions(method="lm")
+
+
 def fit_once(problem: SimulatedLeastSquares, x0: np.ndarray, keep_jacobian: bool = False) -> FitResult:
     """One least-squares fit of `problem` from x0 (moved into the bounds)."""
     space = problem.space
     problem.reset_counters()
-    solution, seconds = problem.solve(space.clip(x0)[0])
+    solution, seconds = problem.solve(space.clip(x0)[0], final_jacobian=keep_jacobian)
     x = np.asarray(solution.x)
     labels = {name: float(value[0]) for name, value in space.labels(x).items()}
     return FitResult(

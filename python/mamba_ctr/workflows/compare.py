@@ -137,6 +137,7 @@ def _fit_kwargs(case: _Case, members: np.ndarray) -> dict[str, Any]:
 def _refine(case: _Case, config: Config, cache: dict) -> tuple[dict, np.ndarray]:
     from ..baselines import fit_intensities
     from ..reconstruct import fit_start
+    from ..reconstruct.refine import REFINE_OPTIONS
 
     if ("mamba", id(case)) not in cache:
         _mamba(case, config, cache)
@@ -145,7 +146,7 @@ def _refine(case: _Case, config: Config, cache: dict) -> tuple[dict, np.ndarray]
     def fit(members: np.ndarray, n_film: int):
         start = {name: values[members] for name, values in started_labels.items()}
         return fit_intensities(case.intensity[members], case.preset, start=start, n_film=n_film, transform="sqrt",
-                               progress=progress(config.quiet), **_fit_kwargs(case, members))
+                               options=REFINE_OPTIONS, progress=progress(config.quiet), **_fit_kwargs(case, members))
 
     labels, seconds = _fit_groups(case, fit)
     return labels, seconds + cache[("mamba seconds", id(case))]  # the network's share included

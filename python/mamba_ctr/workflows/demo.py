@@ -140,7 +140,7 @@ def _refine(test_file: Path, n: int) -> dict[str, Any]:
     from ..nn.predict import predict_field
     from ..physics.presets import PerovskitePreset
     from ..reconstruct import extract_labels, fit_start, r2_scores
-    from ..reconstruct.refine import exact_recovery
+    from ..reconstruct.refine import REFINE_OPTIONS, exact_recovery
     from .evaluate import read_test_set
 
     preset, intensity, _, true = read_test_set(test_file, 0, n)
@@ -148,7 +148,8 @@ def _refine(test_file: Path, n: int) -> dict[str, Any]:
     predicted = extract_labels(predict_field(models.load("paper-12L"), intensity), preset.grid, preset)
     start = fit_start(predicted, preset, true=true)
     t0 = time.perf_counter()
-    fits = fit_intensities(intensity.astype(np.float64), preset, start=start, transform="sqrt")
+    fits = fit_intensities(intensity.astype(np.float64), preset, start=start, transform="sqrt",
+                           options=REFINE_OPTIONS)
     seconds = (time.perf_counter() - t0) / n
     fitted = fits.labels
     exact = exact_recovery(true, fitted, preset.label_specs())
