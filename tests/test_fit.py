@@ -303,3 +303,18 @@ def test_fit_through_the_command_line(tmp_path, monkeypatch, capsys):
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "(1/2, 1/2)" in error and "--drop-rods" in error
     assert not (tmp_path / "out").exists()
+
+
+def test_fit_with_the_lm_solver(tmp_path):
+    """`--solver lm` fits like trf (the same minimum on noise-free data from the PARAMS start)."""
+    from mamba_ctr.workflows import fit
+
+    paths = write_inputs(tmp_path)
+    common = {"data": paths["data"], "structure": paths["structure"], "params": paths["params"],
+              "substrate": paths["substrate"], "columns": "h,k,l,I", "basis": ("1", "0", "0", "1"),
+              "ions": {"Sr": "Sr2+", "La": "La3+"}, "error_model": "relative:0.1", "figures": False, "quiet": True}
+    results = {s: fit.run(fit.Config(**common, solver=s, out=tmp_path / s)).report for s in ("trf", "lm")}
+    assert results["lm"]["command"].count("--solver lm") == 1
+    np.testing.assert_allclose(results["lm"]["chi2_red"], results["trf"]["chi2_red"], rtol=1e-3, atol=1e-9)
+    with pytest.raises(InputError, match="solver"):
+        fit.Config(**common, solver="newton", out=tmp_path / "x")

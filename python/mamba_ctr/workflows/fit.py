@@ -71,6 +71,10 @@ class Config:
     spread: float = field(default=0.25, metadata={
         "help": "random starts move each parameter by up to ± spread/2 of its bound width"})
     max_nfev: int = field(default=200, metadata={"help": "residual evaluations per local fit"})
+    solver: str = field(default="trf", metadata={
+        "help": "local solver: trf (scipy's trust region reflective, for any start) or lm (bounded "
+                "Levenberg–Marquardt, faster from a close start such as a network's prediction)",
+        "choices": ("trf", "lm")})
     backend: str = field(default="auto", metadata={"help": "kernel backend", "choices": ("auto", *BACKENDS)})
     figures: bool = field(default=True, metadata={"help": "draw a figure per rod"})
     out: Path = field(default=Path("mamba-ctr-fit"), metadata={"help": "output directory"})
@@ -103,6 +107,8 @@ class Config:
             raise InputError(f"exclude_bragg must lie in [0, 0.5) (a ΔL), got {self.exclude_bragg!r}")
         if not 0 < self.spread <= 1:
             raise InputError(f"spread must lie in (0, 1], got {self.spread!r}")
+        if self.solver not in ("trf", "lm"):
+            raise InputError(f"solver must be trf or lm, got {self.solver!r}")
         if self.format == "plain" and not self.columns and self.family is None:
             raise InputError("format plain needs --columns naming every column, e.g. h,k,l,I,skip")
 
@@ -276,7 +282,7 @@ def run(config: Config) -> FitReport:
     if existing and not config.overwrite:
         raise InputError(f"output exists: {out / existing[0]} (pass --overwrite to replace)")
     fit = fit_structure(inputs.params, inputs.points, inputs.simulator, n_starts=config.n_starts, seed=config.seed,
-                        spread=config.spread, options=SolverOptions(max_nfev=config.max_nfev),
+                        spread=config.spread, options=SolverOptions(max_nfev=config.max_nfev, method=config.solver),
                         progress=progress(config.quiet))
     report = _report(config, inputs, fit)
     with user_path(out):
