@@ -81,7 +81,7 @@ def _write_at(path: Path, items: list[tuple[int, np.ndarray]]) -> None:
     direct = _open_direct(path)
     try:
         for offset, value in items:
-            view = memoryview(value.reshape(-1).view(np.uint8))
+            view = memoryview(value.reshape(-1).view(np.uint8).data)
             done = 0
             if direct is not None and offset % ALIGN == 0 and value.ctypes.data % ALIGN == 0:
                 done = _pwrite_direct(direct, view[: len(view) - len(view) % ALIGN], offset)
