@@ -212,9 +212,14 @@ void log_block(const double* __restrict__ x, std::int64_t m, double* __restrict_
                Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,
                Lg7 = 1.479819860511658591e-01;
   const double kbias = 4503599627370496.0 + 1023.0;  // 2^52 + 1023: exponent bits -> double
+  // lanes outside [DBL_MIN, DBL_MAX] (or NaN), found by vector compares: the scalar pass below only runs
+  // when there are any (they are rare: a zero intensity, an infinite one at a Bragg point)
+  typedef std::int64_t vns __attribute__((vector_size(NW * sizeof(double))));
+  vns outside = vns{};
   for (std::int64_t i = 0; i < m; i += NW) {
     vn xv;
     std::memcpy(&xv, x + i, sizeof xv);
+    outside |= ~((xv >= 2.2250738585072014e-308) & (xv <= 1.7976931348623157e308));
     const vnu bits = (vnu)xv;
     vnu hx = (bits >> 32) + (0x3ff00000u - 0x3fe6a09eu);
     const vnu kb = hx >> 20;  // k + 1023
@@ -232,8 +237,11 @@ void log_block(const double* __restrict__ x, std::int64_t m, double* __restrict_
     const vn yv = s * (hfsq + r) + dk * ln2_lo - hfsq + f + dk * ln2_hi;
     std::memcpy(y + i, &yv, sizeof yv);
   }
-  for (std::int64_t i = 0; i < m; ++i)
-    if (!(x[i] >= 2.2250738585072014e-308 && x[i] <= 1.7976931348623157e308)) y[i] = std::log(x[i]);
+  bool any = false;
+  for (int t = 0; t < NW; ++t) any |= outside[t] != 0;
+  if (any)
+    for (std::int64_t i = 0; i < m; ++i)
+      if (!(x[i] >= 2.2250738585072014e-308 && x[i] <= 1.7976931348623157e308)) y[i] = std::log(x[i]);
 #else
   for (std::int64_t i = 0; i < m; ++i) y[i] = std::log(x[i]);
 #endif
@@ -608,10 +616,11 @@ void one_structure(const Plan& pl, Scratch& sc, std::int64_t i, std::complex<Rea
 
 // Add structure i, the k-th (from 1) of its group, to the group's moments mom (6, R NL): Welford's
 // update of the means and M2 of X = ln I (0 at Bragg points), Re U and Im U as stored (Real).
-// xs: scratch of 2 round_up(R NL, NW) doubles. Elementwise, no FMA: the same bits in every variant.
+// xs: scratch of 2 round_up(R NL, NW) doubles; keep: the Bragg bit mask of `fill_keep`. Elementwise, no
+// FMA: the same bits in every variant.
 template <class Real>
 void add_moments(const Plan& pl, std::int64_t i, std::int64_t k, const std::complex<Real>* U,
-                 const Real* I, double* mom, double* xs) {
+                 const Real* I, double* mom, double* xs, const std::uint64_t* __restrict__ keep) {
   const std::int64_t NL = pl.NL, RL = pl.R * NL;
   const Real* __restrict__ in = I + i * RL;
   const Real* __restrict__ u = reinterpret_cast<const Real*>(U + i * RL);
@@ -621,14 +630,14 @@ void add_moments(const Plan& pl, std::int64_t i, std::int64_t k, const std::comp
   for (std::int64_t p = 0; p < RL; ++p) xd[p] = static_cast<double>(in[p]);
   for (std::int64_t p = RL; p < RLp; ++p) xd[p] = 1.0;
   log_block(xd, RLp, ys);
-  const std::uint8_t* __restrict__ bragg = pl.bragg;
-  for (std::int64_t r = 0; r < pl.R; ++r) {
-    double* __restrict__ xr = xd + r * NL;
-    const double* __restrict__ yr = ys + r * NL;
-    for (std::int64_t l = 0; l < NL; ++l) {
-      const double v = static_cast<double>(static_cast<Real>(yr[l]));  // X in Real, as stored
-      xr[l] = bragg[l] ? 0.0 : v;
-    }
+  // X in Real, as stored; +0.0 at Bragg points by a bit mask (keep: all ones, or 0 at a Bragg point),
+  // which vectorises where a branch on the uint8 mask did not
+  for (std::int64_t p = 0; p < RL; ++p) {
+    const double v = static_cast<double>(static_cast<Real>(ys[p]));
+    std::uint64_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    bits &= keep[p];
+    std::memcpy(&xd[p], &bits, sizeof bits);
   }
   const double inv = 1.0 / static_cast<double>(k);
   double* __restrict__ mx = mom;
@@ -651,16 +660,23 @@ void add_moments(const Plan& pl, std::int64_t i, std::int64_t k, const std::comp
   }
 }
 
+// The Bragg bit mask of add_moments, (R NL): 0 at a Bragg point, all ones elsewhere.
+void fill_keep(const Plan& pl, std::uint64_t* keep) {
+  for (std::int64_t r = 0; r < pl.R; ++r)
+    for (std::int64_t l = 0; l < pl.NL; ++l) keep[r * pl.NL + l] = pl.bragg[l] ? 0 : ~std::uint64_t{0};
+}
+
 // Structures [g kGroup, (g + 1) kGroup) in order, each added to the group's moments.
 template <class Real, bool RealFF, bool RealPhase>
-void one_group(const Plan& pl, Scratch& sc, double* xs, std::int64_t g, std::complex<Real>* U, Real* I) {
+void one_group(const Plan& pl, Scratch& sc, double* xs, const std::uint64_t* keep, std::int64_t g,
+               std::complex<Real>* U, Real* I) {
   const std::int64_t RL = pl.R * pl.NL;
   double* mom = pl.moments + g * 6 * RL;
   for (std::int64_t p = 0; p < 6 * RL; ++p) mom[p] = 0.0;
   const std::int64_t lo = g * kGroup, hi = imin(pl.n, lo + kGroup);
   for (std::int64_t i = lo; i < hi; ++i) {
     one_structure<Real, RealFF, RealPhase>(pl, sc, i, U, I);
-    add_moments<Real>(pl, i, i - lo + 1, U, I, mom, xs);
+    add_moments<Real>(pl, i, i - lo + 1, U, I, mom, xs, keep);
   }
 }
 
@@ -684,16 +700,21 @@ void run_all(const Plan& pl, std::complex<Real>* U, Real* I, int threads) {
     {
       Scratch sc(pl);
       Buffer<double> xs(xs_size);
+      Buffer<std::uint64_t> keep(pl.R * pl.NL + 1);
+      fill_keep(pl, keep.get());
       // dynamic: a thread that loses its core to another process (the dataset writer, a busy machine)
       // does not hold the others up; each group has its own slot, so the bits stay the same
 #pragma omp for schedule(dynamic, 1)
-      for (std::int64_t g = 0; g < NG; ++g) one_group<Real, RealFF, RealPhase>(pl, sc, xs.get(), g, U, I);
+      for (std::int64_t g = 0; g < NG; ++g)
+        one_group<Real, RealFF, RealPhase>(pl, sc, xs.get(), keep.get(), g, U, I);
     }
 #else
     (void)threads;
     Scratch sc(pl);
     Buffer<double> xs(xs_size);
-    for (std::int64_t g = 0; g < NG; ++g) one_group<Real, RealFF, RealPhase>(pl, sc, xs.get(), g, U, I);
+    Buffer<std::uint64_t> keep(pl.R * pl.NL + 1);
+    fill_keep(pl, keep.get());
+    for (std::int64_t g = 0; g < NG; ++g) one_group<Real, RealFF, RealPhase>(pl, sc, xs.get(), keep.get(), g, U, I);
 #endif
     return;
   }
