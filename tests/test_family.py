@@ -192,9 +192,13 @@ def test_generate_train_predict_and_fit_a_family(tmp_path, capsys):
                  "--quiet"]) == 0
     with open_complete(tmp_path / "d.h5") as f:
         assert f["intensity"].shape == (20, 3, 47) and sorted(f["labels"]) == ["c_1", "occ_3", "sr_2", "z_B_2"]
-    train(TrainConfig(stream=str(path), arch="rods", arch_kwargs={"widths": [8, 16]}, input="scale-free",
-                      augment=True, epochs=1, batch_size=16, samples_per_epoch=32, val_samples=16, pilot_samples=64,
-                      out=tmp_path / "model", progress=False))
+    config = {"stream": str(path), "arch": "rods", "arch_kwargs": {"widths": [8, 16]}, "input": "scale-free",
+              "augment": True, "batch_size": 16, "samples_per_epoch": 32, "val_samples": 16, "pilot_samples": 64,
+              "out": tmp_path / "model", "progress": False}
+    first = train(TrainConfig(epochs=1, **config))
+    resumed = train(TrainConfig(epochs=2, resume=True, **config))  # the family stream continues where it stopped
+    assert [row["epoch"] for row in resumed] == [1, 2] and resumed[:1] == first
+    assert resumed[-1]["samples_seen"] == 64
     assert main(["evaluate", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "d.h5"), "--n", "4",
                  "--out", str(tmp_path / "ev"), "--no-figures"]) == 0
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
