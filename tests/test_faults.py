@@ -239,3 +239,21 @@ def test_a_checkpoint_whose_pickle_would_run_code_is_refused_without_running_it(
     assert capsys.readouterr().err.count("\n") == 1
     assert not marker.exists()
     shutil.rmtree(tmp_path / "mamba-ctr-predict", ignore_errors=True)
+
+
+def test_generate_full_disk_during_a_direct_write_resumes_to_the_same_file(tmp_path, monkeypatch, capsys):
+    """ENOSPC from the direct-I/O pwrite of a block's rods (blocks of ≥ 1 MiB of rods): one line, exit 2, the
+    finished blocks intact, and --resume gives the file of an uninterrupted run."""
+    argv = ["--preset", "paper-12L", "--n", "300", "--seed", "2", "--block-size", "100", "--threads", "1",
+            "--join", "copy", "--quiet"]
+    reference = tmp_path / "reference.h5"
+    assert main(["generate", "--out", str(reference), *argv]) == 0
+    out = tmp_path / "full.h5"
+    with monkeypatch.context() as patch:
+        _full_disk_after(patch, os, "pwrite", 3)  # blocks of 100: intensity and film field ≥ 1 MiB each
+        assert main(["generate", "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err, err
+    assert not out.exists() and not list(Path(f"{out}.parts").glob(".*.tmp*"))  # no half-written block kept
+    assert main(["generate", "--out", str(out), *argv, "--resume"]) == 0
+    assert _contents(out) == _contents(reference)
