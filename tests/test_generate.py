@@ -438,6 +438,8 @@ def test_merge_of_vds_shards_is_a_copy(tmp_path, reference):
 def test_block_ranges_start_small_and_cover_the_range_once():
     """The first block holds min(block_size, FIRST_BLOCK) structures so the first data land early; the blocks
     tile [start, stop) in order, whatever the sizes."""
+    import itertools
+
     from mamba_ctr.data.pipeline import FIRST_BLOCK, block_ranges
 
     assert block_ranges(0, 20_000, 8192)[:3] == [(0, FIRST_BLOCK), (FIRST_BLOCK, FIRST_BLOCK + 8192),
@@ -447,5 +449,5 @@ def test_block_ranges_start_small_and_cover_the_range_once():
     for start, stop, size in [(0, 1, 8192), (3, 5000, 1500), (100, 20_000, 4096), (0, 1024, 1024)]:
         blocks = block_ranges(start, stop, size)
         assert blocks[0][0] == start and blocks[-1][1] == stop
-        assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:], strict=False))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(blocks))
         assert all(0 < hi - lo <= size for lo, hi in blocks)
