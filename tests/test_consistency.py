@@ -41,6 +41,18 @@ def test_a_wrong_field_is_flagged_by_r1(rods):
     assert "R1" in check.warning()
 
 
+def test_a_model_threshold_replaces_the_default(rods):
+    """A calibration's R1 threshold (noisy, measured-like data) decides instead of the noise-free default."""
+    preset, r = rods
+    wrong = r.film_field[::-1]
+    default = forward_consistency(wrong, r.substrate_field, r.intensity, preset.grid.bragg)
+    loose = forward_consistency(wrong, r.substrate_field, r.intensity, preset.grid.bragg, scale_checked=False,
+                                r1_threshold=float(default.r1.max()) * 1.01)
+    assert default.flagged[[0, 2]].all() and not loose.flagged.any() and loose.warning() is None
+    tight = forward_consistency(wrong, r.substrate_field, r.intensity, preset.grid.bragg, r1_threshold=0.01)
+    assert "R1" in tight.warning() and "> 0.01" in tight.warning()
+
+
 def test_thresholds_are_the_calibrated_ones():
     # benchmarks/test_consistency_calibration.py: R1 99th percentile 0.0275, scale 0.991 … 1.010 (paper-12L)
     assert R1_THRESHOLD == 0.03 and SCALE_RANGE == (0.9, 1.1)

@@ -214,6 +214,10 @@ def test_generate_train_predict_and_fit_a_family(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "rods.txt"), "--model", str(tmp_path / "model"),
                  "--calibration", str(tmp_path / "cal" / "calibration.json"), "--out", str(tmp_path / "p")]) == 0
     report = json.loads((tmp_path / "p" / "prediction.json").read_text())
+    calibrated = json.loads((tmp_path / "cal" / "calibration.json").read_text())["meta"]["consistency"]
+    assert 0 < calibrated["r1_median"] <= calibrated["r1_p90"] <= calibrated["r1_p99"] == calibrated["r1_threshold"]
+    assert report["consistency"]["r1_threshold"] == calibrated["r1_threshold"]  # the model's own threshold
+    assert report["consistency"]["flagged"] == (report["consistency"]["r1"] > calibrated["r1_threshold"])
     interval = report["intervals"]["labels"]["c_1"]
     assert interval["low"] <= interval["mean"] <= interval["high"] and report["intervals"]["draws"] == 2
     assert report["grid"]["measured_points_on_grid"] < 3 * 47  # the gap at L = 1 and the Bragg points masked

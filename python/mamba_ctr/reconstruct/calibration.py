@@ -29,9 +29,11 @@ import numpy as np
 
 from .. import _files
 from ..errors import InputError
+from .consistency import R1_THRESHOLD
 
-__all__ = ["LEVEL", "Calibration", "GroupCalibration", "calibrate_groups", "conformal_quantile", "coverage_by_group",
-           "group_quantile", "half_width", "read_calibration", "scores"]
+__all__ = ["LEVEL", "Calibration", "GroupCalibration", "calibrate_groups", "conformal_quantile",
+           "consistency_threshold", "coverage_by_group", "group_quantile", "half_width", "read_calibration", "scores",
+           "threshold_source"]
 
 LEVEL = 0.68
 """The nominal coverage of the intervals: ±1σ of a normal distribution."""
@@ -58,6 +60,13 @@ class Calibration:
     label_groups: dict[str, str] = field(default_factory=dict)
     points: dict[str, GroupCalibration] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def r1_threshold(self) -> float | None:
+        """The forward-consistency R1 threshold calibrated with this model (the 99th percentile of its calibration
+        set's R1; `mamba-ctr calibrate`), or None for calibrations made before it was recorded."""
+        value = (self.meta.get("consistency") or {}).get("r1_threshold")
+        return None if value is None else float(value)
 
     def to_dict(self) -> dict[str, Any]:
         return {"level": self.level, "meta": self.meta, "label_groups": self.label_groups,
@@ -190,3 +199,20 @@ def coverage_by_group(y: np.ndarray, y_hat: np.ndarray, spread: np.ndarray, grou
                   "mean_half_width": float(np.mean(w[np.isfinite(w)])) if np.isfinite(w).any() else math.nan,
                   "n": int(hits.size)}
     return out
+
+
+def consistency_threshold(calibration: str | os.PathLike | None) -> float:
+    """The R1 above which a prediction is flagged: the model's own (its calibration's 99th percentile on
+    measured-like simulated rods) when a calibration that records it is given, else R1_THRESHOLD."""
+    if calibration is None:
+        return R1_THRESHOLD
+    value = read_calibration(calibration).r1_threshold
+    return R1_THRESHOLD if value is None else value
+
+
+def threshold_source(calibration: str | os.PathLike | None) -> str:
+    """Where `consistency_threshold` took its value from (for the reports)."""
+    if calibration is not None:
+        if read_calibration(calibration).r1_threshold is not None:
+            return f"{calibration} (99th percentile of the calibration set's R1)"
+    return "R1_THRESHOLD (noise-free paper-12L, shipped model)"

@@ -14,7 +14,9 @@ percentiles), median 1.000. Thresholds: R1 > 0.03 (the 99th percentile rounded u
 predictions of simulated data are flagged, by design of the percentile) or k outside [0.9, 1.1] (ten times the
 calibrated ±1 % spread; intensities on another scale, such as measured counts, are the usual cause). Noisy or
 measured data have a larger R1 even when the prediction is right; the flag says "check", not "wrong", and is a
-warning, never a refusal: the prediction is still written.
+warning, never a refusal: the prediction is still written. A model calibrated with `mamba-ctr calibrate` carries
+its own threshold (the 99th percentile of R1 on its noisy calibration set; `Consistency.r1_threshold`,
+`reconstruct.calibration.consistency_threshold`), which `predict --calibration` uses.
 """
 
 from __future__ import annotations
@@ -40,17 +42,21 @@ class Consistency:
         r1: (n,) R1 on amplitudes with that scale (dimensionless, ≥ 0).
         scale_checked: whether a scale far from 1 flags a prediction (False for scale-free models, whose input
             does not depend on the scale: measured data are on any scale).
+        r1_threshold: R1 above this flags a prediction: R1_THRESHOLD (noise-free paper-12L) unless a model's
+            calibration gives its own (`mamba-ctr calibrate`: the 99th percentile on its measured-like
+            calibration set).
     """
 
     scale: np.ndarray
     r1: np.ndarray
     scale_checked: bool = True
+    r1_threshold: float = R1_THRESHOLD
 
     @property
     def flagged(self) -> np.ndarray:
         """(n,) bool: the structures whose scale or R1 is outside the calibrated ranges."""
         low, high = SCALE_RANGE if self.scale_checked else (0.0, np.inf)
-        return ~((self.scale >= low) & (self.scale <= high) & (self.r1 <= R1_THRESHOLD))
+        return ~((self.scale >= low) & (self.scale <= high) & (self.r1 <= self.r1_threshold))
 
     def warning(self) -> str | None:
         """One line describing the flagged structures, or None when every prediction is consistent."""
@@ -63,15 +69,16 @@ class Consistency:
         if self.scale_checked and not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
             reasons.append(f"intensity scale {scale:.3g} (≈ 1 expected: are the intensities on the simulator's "
                            f"absolute scale?)")
-        if r1 > R1_THRESHOLD:
-            reasons.append(f"R1 {r1:.3f} > {R1_THRESHOLD}")
+        if r1 > self.r1_threshold:
+            reasons.append(f"R1 {r1:.3f} > {self.r1_threshold:.3g}")
         return (f"{int(flagged.sum())} of {flagged.size} prediction(s) do not reproduce their intensities "
                 f"(|U + S|² vs I; first: structure {first}, {'; '.join(reasons)}); the predicted structure is "
                 f"unreliable")
 
 
 def forward_consistency(film_field: np.ndarray, substrate_field: np.ndarray, intensity: np.ndarray,
-                        bragg: np.ndarray, mask: np.ndarray | None = None, scale_checked: bool = True) -> Consistency:
+                        bragg: np.ndarray, mask: np.ndarray | None = None, scale_checked: bool = True,
+                        r1_threshold: float = R1_THRESHOLD) -> Consistency:
     """Scale and R1 of predicted fields against the intensities they were predicted from.
 
     Args:
@@ -80,7 +87,7 @@ def forward_consistency(film_field: np.ndarray, substrate_field: np.ndarray, int
         intensity: (n, R, NL) input intensities (only the points off the Bragg peaks are used).
         bragg: (NL,) bool, the Bragg points of the grid.
         mask: None, or (n, R, NL) bool (broadcastable), False = not measured (left out, like the Bragg points).
-        scale_checked: see Consistency.
+        scale_checked, r1_threshold: see Consistency.
     """
     model = np.abs(np.asarray(film_field) + np.asarray(substrate_field)[None]) ** 2
     intensity = np.asarray(intensity, dtype=np.float64)
@@ -94,4 +101,4 @@ def forward_consistency(film_field: np.ndarray, substrate_field: np.ndarray, int
     with np.errstate(invalid="ignore", divide="ignore"):  # an all-zero row gives NaN, which is flagged
         k = (f_obs * f_calc).sum(axis=1) / (f_calc * f_calc).sum(axis=1)
         r1 = np.abs(f_obs - k[:, None] * f_calc).sum(axis=1) / f_obs.sum(axis=1)
-    return Consistency(scale=k**2, r1=r1, scale_checked=scale_checked)
+    return Consistency(scale=k**2, r1=r1, scale_checked=scale_checked, r1_threshold=float(r1_threshold))

@@ -29,6 +29,7 @@ from .. import _files
 from .._version import __version__
 from ..errors import InputError
 from ..physics.family import StructureFamily
+from ..reconstruct.calibration import consistency_threshold, threshold_source
 from ._common import Result, user_path
 
 __all__ = ["run_family"]
@@ -54,7 +55,7 @@ def run_family(config: Any, checkpoint: Any, family: StructureFamily) -> Result:
     started = time.perf_counter()
     field_ = predict_field(checkpoint, intensity[None], mask=mask[None])
     network_s = time.perf_counter() - started
-    consistency = _consistency(family, field_, intensity, mask)
+    consistency = _consistency(family, field_, intensity, mask, consistency_threshold(config.calibration))
     started = time.perf_counter()
     from ..reconstruct.family_fit import fit_family_fields
 
@@ -110,13 +111,14 @@ def _rod_names(family: StructureFamily) -> str:
     return ", ".join(f"({h / ma:g}, {k / mb:g})" for h, k in zip(family.grid.h, family.grid.k, strict=True))
 
 
-def _consistency(family: StructureFamily, field_: np.ndarray, intensity: np.ndarray, mask: np.ndarray):
+def _consistency(family: StructureFamily, field_: np.ndarray, intensity: np.ndarray, mask: np.ndarray,
+                 r1_threshold: float):
     from ..reconstruct.consistency import forward_consistency
     from ..simulate import simulate
 
     substrate = simulate(family.nominal(), family.grid).substrate_field
     return forward_consistency(field_, substrate, intensity[None], family.grid.bragg, mask[None],
-                               scale_checked=False)
+                               scale_checked=False, r1_threshold=r1_threshold)
 
 
 def _agreement(config: Any, family: StructureFamily, rods, structure):
@@ -147,7 +149,8 @@ def _report(config, family, reader, left_out, mask, consistency, fitted, agreeme
                  "points": int(family.grid.n_L), "measured_points_on_grid": int(mask.sum())},
         "rods_left_out": left_out,
         "consistency": {"scale": float(consistency.scale[0]), "r1": float(consistency.r1[0]),
-                        "flagged": bool(consistency.flagged[0])},
+                        "flagged": bool(consistency.flagged[0]), "r1_threshold": consistency.r1_threshold,
+                        "r1_threshold_source": threshold_source(config.calibration)},
         "labels": {name: float(value) for name, value in fitted.labels.items()},
         "label_fit": {"cost": fitted.cost, "success": fitted.success, "seconds": fitted.time},
         "agreement": {"scale": "global", "error_model": sigma_source, "points": int(simulator.n_points),
@@ -227,7 +230,8 @@ def _summary(report: dict, files: list) -> str:
     lines = [f"{report['family']}: {report['grid']['measured_points_on_grid']} measured grid points on "
              f"{len(agreement['rods'])} rods; files in {files[0].parent}",
              f"  forward consistency |U + S|² vs input: R1 {consistency['r1']:.3f}"
-             + (" (flagged: check the prediction)" if consistency["flagged"] else ""),
+             + (f" (above {consistency['r1_threshold']:.3g}, flagged: check the prediction)"
+                if consistency["flagged"] else f" (≤ {consistency['r1_threshold']:.3g})"),
              f"  predicted structure at the measured points: R1 {agreement['r1']:.3f}, χ²_red "
              f"{agreement['chi2_red']:.3g} (global scale, σ {agreement['error_model']})"]
     if report["rods_left_out"]:

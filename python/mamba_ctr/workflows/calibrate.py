@@ -133,15 +133,16 @@ def run(config: Config) -> Result:
     settings = DrawSettings(draws=config.draws, counts=config.counts, mask_fraction=config.mask_fraction,
                             l_offset=config.l_offset)
     started = time.perf_counter()
-    prediction = predict_with_uncertainty(
-        checkpoint, measured_intensity(intensity, preset.grid, config.counts, config.noise_seed, config.start),
-        settings=settings, seed=config.seed, start=config.start, extract=_extractor(preset))
+    measured = measured_intensity(intensity, preset.grid, config.counts, config.noise_seed, config.start)
+    prediction = predict_with_uncertainty(checkpoint, measured, settings=settings, seed=config.seed,
+                                          start=config.start, extract=_extractor(preset))
     seconds = time.perf_counter() - started
+    consistency = consistency_percentiles(checkpoint, preset, measured)
     meta = {"method": "normalised split conformal over test-time draws (mamba_ctr.nn.uncertainty)",
             "model": str(config.model), "data": str(config.data), "preset": preset.name,
             "rows": [config.start, config.start + config.n], "n_calibration": config.n, "counts": config.counts,
             "noise_seed": config.noise_seed, "command": command(config), "mamba_ctr_version": __version__,
-            "seconds_per_structure": seconds / config.n}
+            "seconds_per_structure": seconds / config.n, "consistency": consistency}
     atoms = label_groups(preset)
     groups = {name: name for name in atoms} if config.per_label else atoms
     calibration = calibrate(prediction, true_labels, true_field, groups, rod_names(preset.grid),
@@ -155,6 +156,21 @@ def run(config: Config) -> Result:
         coverage = _test_coverage(config, checkpoint, test, calibration)
         text += "\n\n" + coverage_report(coverage)
     return Result(calibration, f"{text}\nfiles in {config.out}")
+
+
+def consistency_percentiles(checkpoint, preset: Any, intensity: np.ndarray) -> dict[str, float]:
+    """R1 of |U + S|² against the calibration intensities (n, R, NL) (one prediction each, the scale fitted):
+    its median, 90th and 99th percentiles; the 99th is the model's forward-consistency threshold
+    (`Calibration.r1_threshold`, used by `predict --calibration`)."""
+    from ..nn.predict import predict_field
+    from ..reconstruct.consistency import forward_consistency
+    from ..simulate import simulate
+
+    field_ = predict_field(checkpoint, intensity)
+    substrate = simulate(preset.nominal(), preset.grid).substrate_field
+    r1 = forward_consistency(field_, substrate, intensity, preset.grid.bragg, scale_checked=False).r1
+    median, p90, p99 = (float(v) for v in np.percentile(r1[np.isfinite(r1)], [50, 90, 99]))
+    return {"r1_median": median, "r1_p90": p90, "r1_p99": p99, "r1_threshold": p99}
 
 
 def measure_coverage(checkpoint, preset: Any, intensity: np.ndarray, true_labels: dict, true_field: np.ndarray,
@@ -255,4 +271,10 @@ def report(calibration: Calibration) -> str:
              "| group | q_g | τ_g | n |", "|---|---:|---:|---:|"]
     for kind, groups in (("", calibration.labels), ("U ", calibration.points)):
         lines += [f"| {kind}{g} | {c.q:.3f} | {c.tau:.4g} | {c.n} |" for g, c in groups.items()]
+    consistency = meta.get("consistency")
+    if consistency:
+        lines += ["", f"Forward consistency on the calibration set (|U + S|² vs I, R1 on amplitudes): median "
+                  f"{consistency['r1_median']:.4f}, 90th percentile {consistency['r1_p90']:.4f}, 99th "
+                  f"{consistency['r1_p99']:.4f}: `predict --calibration` flags a prediction above "
+                  f"{consistency['r1_threshold']:.4f}."]
     return "\n".join(lines)

@@ -11,6 +11,7 @@ structure). A prediction whose scale or R1 is outside the calibrated ranges gets
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from .._version import __version__
 from ..errors import InputError
 from ..physics.family import StructureFamily
 from ..physics.presets import PerovskitePreset
-from ..reconstruct.consistency import R1_THRESHOLD, SCALE_RANGE, Consistency
+from ..reconstruct.calibration import consistency_threshold, threshold_source
+from ..reconstruct.consistency import SCALE_RANGE, Consistency
 from ._common import Result, output_dir, user_path
 
 __all__ = ["Config", "run"]
@@ -91,6 +93,7 @@ def run(config: Config) -> Result:
     field_ = predict_field(checkpoint, intensity)
     consistency = check_prediction(checkpoint, intensity, field_)
     assert consistency is not None  # the checkpoint records a preset (checked above)
+    consistency = dataclasses.replace(consistency, r1_threshold=consistency_threshold(config.calibration))
     labels = extract_labels(field_, preset.grid, preset)
     intervals = None if config.calibration is None else _intervals(config, checkpoint, intensity)
     columns = column_density(field_, preset.grid)
@@ -132,7 +135,7 @@ def _write_hdf5(path: Path, preset: PerovskitePreset, field_: np.ndarray, column
         check = f.create_group("consistency")
         check.create_dataset("scale", data=consistency.scale)
         check.create_dataset("r1", data=consistency.r1)
-        check.attrs.update({"r1_threshold": R1_THRESHOLD, "scale_range": SCALE_RANGE})
+        check.attrs.update({"r1_threshold": consistency.r1_threshold, "scale_range": SCALE_RANGE})
         f.attrs.update({"created_by": f"mamba-ctr {__version__}", "model": str(config.model),
                         "input": str(config.input), "preset": json.dumps(preset.to_dict())})
     return path
@@ -159,7 +162,9 @@ def _write_tables(out: Path, labels: dict, consistency: Consistency, config: Con
     _files.write_csv(csv_path, rows)
     flagged = consistency.flagged
     payload = {"model": str(config.model), "input": str(config.input), "mamba_ctr_version": __version__,
-               "consistency": {"r1_threshold": R1_THRESHOLD, "scale_range": list(SCALE_RANGE)},
+               "consistency": {"r1_threshold": consistency.r1_threshold,
+                               "r1_threshold_source": threshold_source(config.calibration),
+                               "scale_range": list(SCALE_RANGE)},
                "intervals": None if not intervals else {
                    "calibration": str(config.calibration), "counts": config.counts,
                    "structures": [{name: [_number(low[i]), _number(high[i])] for name, (low, high) in intervals.items()}
