@@ -53,6 +53,25 @@ def test_a_model_threshold_replaces_the_default(rods):
     assert "R1" in tight.warning() and "> 0.01" in tight.warning()
 
 
+def test_scale_per_rod_cancels_rod_scales(rods):
+    """A scale-free model's check fits one scale per rod: rod scale errors leave R1 at 0, a wrong field does not."""
+    preset, r = rods
+    factors = np.exp(np.linspace(-0.5, 0.5, preset.grid.n_rods))[None, :, None]
+    global_ = forward_consistency(r.film_field, r.substrate_field, r.intensity * factors, preset.grid.bragg)
+    per_rod = forward_consistency(r.film_field, r.substrate_field, r.intensity * factors, preset.grid.bragg,
+                                  scale_per_rod=True)
+    assert np.all(global_.r1 > 0.05) and np.all(per_rod.r1 < 1e-6)
+    np.testing.assert_allclose(per_rod.scale, np.exp(np.mean(np.log(factors))), rtol=1e-6)
+    mask = np.ones(r.intensity.shape, dtype=bool)
+    mask[:, 3] = False  # a rod never measured has no scale and adds nothing
+    masked = forward_consistency(r.film_field, r.substrate_field, r.intensity * factors, preset.grid.bragg, mask,
+                                 scale_per_rod=True)
+    assert np.all(masked.r1 < 1e-6) and np.all(np.isfinite(masked.scale))
+    wrong = forward_consistency(r.film_field[::-1], r.substrate_field, r.intensity, preset.grid.bragg,
+                                scale_per_rod=True)
+    assert np.all(wrong.r1[[0, 2]] > R1_THRESHOLD)
+
+
 def test_thresholds_are_the_calibrated_ones():
     # benchmarks/test_consistency_calibration.py: R1 99th percentile 0.0275, scale 0.991 … 1.010 (paper-12L)
     assert R1_THRESHOLD == 0.03 and SCALE_RANGE == (0.9, 1.1)

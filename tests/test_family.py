@@ -210,11 +210,13 @@ def test_generate_train_predict_and_fit_a_family(tmp_path, capsys):
     assert 0 < masked["measured"] < masked["of"] and masked["mask_from"].endswith("rods.txt")
     capsys.readouterr()
     assert main(["calibrate", str(tmp_path / "model"), "--data", str(tmp_path / "d.h5"), "--n", "6", "--draws", "2",
-                 "--threads", "1", "--out", str(tmp_path / "cal")]) == 0
+                 "--threads", "1", "--mask-from", str(tmp_path / "rods.txt"), "--out", str(tmp_path / "cal")]) == 0
     assert main(["predict", str(tmp_path / "rods.txt"), "--model", str(tmp_path / "model"),
                  "--calibration", str(tmp_path / "cal" / "calibration.json"), "--out", str(tmp_path / "p")]) == 0
     report = json.loads((tmp_path / "p" / "prediction.json").read_text())
-    calibrated = json.loads((tmp_path / "cal" / "calibration.json").read_text())["meta"]["consistency"]
+    meta = json.loads((tmp_path / "cal" / "calibration.json").read_text())["meta"]
+    assert meta["mask_from"].endswith("rods.txt") and 0 < meta["measured_points"] < 3 * 47  # the file's gaps
+    calibrated = meta["consistency"]
     assert 0 < calibrated["r1_median"] <= calibrated["r1_p90"] <= calibrated["r1_p99"] == calibrated["r1_threshold"]
     assert report["consistency"]["r1_threshold"] == calibrated["r1_threshold"]  # the model's own threshold
     assert report["consistency"]["flagged"] == (report["consistency"]["r1"] > calibrated["r1_threshold"])

@@ -97,7 +97,8 @@ def check_prediction(checkpoint: Checkpoint, intensity: np.ndarray, film_field: 
     substrate = simulate(preset.nominal(), checkpoint.grid).substrate_field
     intensity = _check_intensity(intensity, checkpoint)
     scale_free = InputTransform.of_checkpoint(checkpoint).name == "scale-free"  # any scale is fine for it
-    return forward_consistency(film_field, substrate, intensity, checkpoint.grid.bragg, scale_checked=not scale_free)
+    return forward_consistency(film_field, substrate, intensity, checkpoint.grid.bragg, scale_checked=not scale_free,
+                               scale_per_rod=scale_free)
 
 
 def predict(checkpoint: Checkpoint, intensity: np.ndarray, **kwargs) -> Prediction:

@@ -21,6 +21,7 @@ its own threshold (the 99th percentile of R1 on its noisy calibration set; `Cons
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,7 +79,7 @@ class Consistency:
 
 def forward_consistency(film_field: np.ndarray, substrate_field: np.ndarray, intensity: np.ndarray,
                         bragg: np.ndarray, mask: np.ndarray | None = None, scale_checked: bool = True,
-                        r1_threshold: float = R1_THRESHOLD) -> Consistency:
+                        r1_threshold: float = R1_THRESHOLD, scale_per_rod: bool = False) -> Consistency:
     """Scale and R1 of predicted fields against the intensities they were predicted from.
 
     Args:
@@ -88,6 +89,9 @@ def forward_consistency(film_field: np.ndarray, substrate_field: np.ndarray, int
         bragg: (NL,) bool, the Bragg points of the grid.
         mask: None, or (n, R, NL) bool (broadcastable), False = not measured (left out, like the Bragg points).
         scale_checked, r1_threshold: see Consistency.
+        scale_per_rod: fit one scale per rod (the check of a scale-free model, whose input cancels rod scales:
+            measured rods carry scale errors of their own); `Consistency.scale` is then the geometric mean of a
+            structure's rod scales.
     """
     model = np.abs(np.asarray(film_field) + np.asarray(substrate_field)[None]) ** 2
     intensity = np.asarray(intensity, dtype=np.float64)
@@ -95,10 +99,19 @@ def forward_consistency(film_field: np.ndarray, substrate_field: np.ndarray, int
     if mask is not None:
         keep = keep & np.broadcast_to(np.asarray(mask, dtype=bool), intensity.shape)
     n = intensity.shape[0]
-    keep = keep.reshape(n, -1)
-    f_obs = np.where(keep, np.sqrt(np.maximum(intensity.reshape(n, -1), 0.0)), 0.0)
-    f_calc = np.where(keep, np.sqrt(model.reshape(n, -1)), 0.0)
+    shape = (n, intensity.shape[1], -1) if scale_per_rod else (n, 1, -1)  # the points that share one scale
+    keep = keep.reshape(shape)
+    f_obs = np.where(keep, np.sqrt(np.maximum(intensity.reshape(shape), 0.0)), 0.0)
+    f_calc = np.where(keep, np.sqrt(model.reshape(shape)), 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):  # an all-zero row gives NaN, which is flagged
-        k = (f_obs * f_calc).sum(axis=1) / (f_calc * f_calc).sum(axis=1)
-        r1 = np.abs(f_obs - k[:, None] * f_calc).sum(axis=1) / f_obs.sum(axis=1)
-    return Consistency(scale=k**2, r1=r1, scale_checked=scale_checked, r1_threshold=float(r1_threshold))
+        k = (f_obs * f_calc).sum(axis=2) / (f_calc * f_calc).sum(axis=2)
+        if scale_per_rod:  # rods without a measured point have no scale and add nothing to R1
+            k = np.where(keep.any(axis=2), k, np.nan)
+        r1 = np.abs(f_obs - np.nan_to_num(k)[:, :, None] * f_calc).sum(axis=(1, 2)) / f_obs.sum(axis=(1, 2))
+    if scale_per_rod:
+        with warnings.catch_warnings():  # a structure without any measured point: NaN, flagged
+            warnings.simplefilter("ignore", RuntimeWarning)
+            scale = np.exp(np.nanmean(np.log(k**2), axis=1))
+    else:
+        scale = k[:, 0] ** 2
+    return Consistency(scale=scale, r1=r1, scale_checked=scale_checked, r1_threshold=float(r1_threshold))

@@ -118,7 +118,7 @@ def _consistency(family: StructureFamily, field_: np.ndarray, intensity: np.ndar
 
     substrate = simulate(family.nominal(), family.grid).substrate_field
     return forward_consistency(field_, substrate, intensity[None], family.grid.bragg, mask[None],
-                               scale_checked=False, r1_threshold=r1_threshold)
+                               scale_checked=False, r1_threshold=r1_threshold, scale_per_rod=True)
 
 
 def _agreement(config: Any, family: StructureFamily, rods, structure):

@@ -67,6 +67,10 @@ class Config:
     n_test: int = field(default=500, metadata={"help": "test structures: rows [0, n_test) of --test"})
     test_noise_seed: int = field(default=0, metadata={"help": "seed of the test data's counting noise (the test "
                                                               "draws use seed + 1)"})
+    mask_from: Path | None = field(default=None, metadata={
+        "help": "a measured file (a family model's): its coverage on the model's grid masks the calibration and "
+                "test rods, as evaluate --mask-from, so the intervals and the consistency threshold are those of "
+                "rods with that file's gaps"})
     figures: bool = field(default=True, metadata={"help": "with --test: write the PNG figures (needs matplotlib)"})
     example: int = field(default=0, metadata={"help": "with --test: the test structure of the field figure"})
     threads: int = field(default=0, metadata={"help": "torch threads (0: torch's default)"})
@@ -87,6 +91,8 @@ class Config:
             if self.test.resolve() == self.data.resolve():
                 raise InputError("the test set must be disjoint from the calibration set: give another file")
         check_count("draws", self.draws, 2)
+        if self.mask_from is not None and not Path(self.mask_from).is_file():
+            raise InputError(f"no measured file {self.mask_from}")
         if not (self.counts >= 0 and self.counts < float("inf")):
             raise InputError(f"counts must be a finite number ≥ 0 (0: noise-free), got {self.counts!r}")
         if not 0 < self.level < 1:
@@ -120,7 +126,7 @@ def run(config: Config) -> Result:
 
     from .. import models
     from ..nn.uncertainty import DrawSettings, calibrate, label_groups, predict_with_uncertainty, rod_names
-    from .evaluate import _check_compatible, read_test_set
+    from .evaluate import _check_compatible, measured_mask, read_test_set
 
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -130,19 +136,22 @@ def run(config: Config) -> Result:
     if config.test is not None:  # every input is checked before the long work starts
         test = read_test_set(config.test, 0, config.n_test)
         _check_compatible(checkpoint, test[0], config.test)
+    mask = None if config.mask_from is None else measured_mask(config.mask_from, checkpoint, preset)
     settings = DrawSettings(draws=config.draws, counts=config.counts, mask_fraction=config.mask_fraction,
                             l_offset=config.l_offset)
     started = time.perf_counter()
     measured = measured_intensity(intensity, preset.grid, config.counts, config.noise_seed, config.start)
-    prediction = predict_with_uncertainty(checkpoint, measured, settings=settings, seed=config.seed,
+    prediction = predict_with_uncertainty(checkpoint, measured, mask, settings=settings, seed=config.seed,
                                           start=config.start, extract=_extractor(preset))
     seconds = time.perf_counter() - started
-    consistency = consistency_percentiles(checkpoint, preset, measured)
+    consistency = consistency_percentiles(checkpoint, preset, measured, mask)
     meta = {"method": "normalised split conformal over test-time draws (mamba_ctr.nn.uncertainty)",
             "model": str(config.model), "data": str(config.data), "preset": preset.name,
             "rows": [config.start, config.start + config.n], "n_calibration": config.n, "counts": config.counts,
             "noise_seed": config.noise_seed, "command": command(config), "mamba_ctr_version": __version__,
-            "seconds_per_structure": seconds / config.n, "consistency": consistency}
+            "seconds_per_structure": seconds / config.n, "consistency": consistency,
+            "mask_from": None if config.mask_from is None else str(config.mask_from),
+            "measured_points": None if mask is None else int(mask.sum())}
     atoms = label_groups(preset)
     groups = {name: name for name in atoms} if config.per_label else atoms
     calibration = calibrate(prediction, true_labels, true_field, groups, rod_names(preset.grid),
@@ -153,36 +162,40 @@ def run(config: Config) -> Result:
         _files.write_text(config.out / "calibration.md", report(calibration))
     text = report(calibration)
     if config.test is not None:
-        coverage = _test_coverage(config, checkpoint, test, calibration)
+        coverage = _test_coverage(config, checkpoint, test, calibration, mask)
         text += "\n\n" + coverage_report(coverage)
     return Result(calibration, f"{text}\nfiles in {config.out}")
 
 
-def consistency_percentiles(checkpoint, preset: Any, intensity: np.ndarray) -> dict[str, float]:
-    """R1 of |U + S|² against the calibration intensities (n, R, NL) (one prediction each, the scale fitted):
-    its median, 90th and 99th percentiles; the 99th is the model's forward-consistency threshold
-    (`Calibration.r1_threshold`, used by `predict --calibration`)."""
+def consistency_percentiles(checkpoint, preset: Any, intensity: np.ndarray,
+                            mask: np.ndarray | None = None) -> dict[str, float]:
+    """R1 of |U + S|² against the calibration intensities (n, R, NL) (one prediction each, on the points of
+    `mask` (R, NL) if given, a scale per rod fitted): its median, 90th and 99th percentiles; the 99th is the
+    model's forward-consistency threshold (`Calibration.r1_threshold`, used by `predict --calibration`)."""
     from ..nn.predict import predict_field
     from ..reconstruct.consistency import forward_consistency
     from ..simulate import simulate
 
-    field_ = predict_field(checkpoint, intensity)
+    masks = None if mask is None else np.broadcast_to(mask, intensity.shape)
+    field_ = predict_field(checkpoint, intensity, mask=masks)
     substrate = simulate(preset.nominal(), preset.grid).substrate_field
-    r1 = forward_consistency(field_, substrate, intensity, preset.grid.bragg, scale_checked=False).r1
+    r1 = forward_consistency(field_, substrate, intensity, preset.grid.bragg, masks, scale_checked=False,
+                             scale_per_rod=True).r1  # as `predict` checks a scale-free model
     median, p90, p99 = (float(v) for v in np.percentile(r1[np.isfinite(r1)], [50, 90, 99]))
     return {"r1_median": median, "r1_p90": p90, "r1_p99": p99, "r1_threshold": p99}
 
 
 def measure_coverage(checkpoint, preset: Any, intensity: np.ndarray, true_labels: dict, true_field: np.ndarray,
-                     calibration: Calibration, *, counts: float, seed: int,
-                     start: int = 0) -> tuple[UncertainPrediction, dict[str, Any]]:
+                     calibration: Calibration, *, counts: float, seed: int, start: int = 0,
+                     mask: np.ndarray | None = None) -> tuple[UncertainPrediction, dict[str, Any]]:
     """Predict measured test intensities (n, R, NL) with the calibration's draws (re-counted at `counts`, the
     data's level) and measure the coverage of its intervals against the truth: (prediction, {"labels": per atom
-    type, "per_label", "points": per rod, "points_overall"}, each group {coverage, mean_half_width, n})."""
+    type, "per_label", "points": per rod, "points_overall"}, each group {coverage, mean_half_width, n}). mask:
+    (R, NL) coverage of the measured points (None: all)."""
     from ..nn.uncertainty import coverage_of, predict_with_uncertainty, rod_names
 
-    prediction = predict_with_uncertainty(checkpoint, intensity, calibration=calibration, seed=seed, start=start,
-                                          counts=counts, extract=_extractor(preset))
+    prediction = predict_with_uncertainty(checkpoint, intensity, mask, calibration=calibration, seed=seed,
+                                          start=start, counts=counts, extract=_extractor(preset))
     measured: dict[str, Any] = coverage_of(prediction, true_labels, true_field, rod_names(preset.grid),
                                            calibration.meta.get("atom_groups"))
     n_points = sum(g["n"] for g in measured["points"].values())
@@ -191,13 +204,14 @@ def measure_coverage(checkpoint, preset: Any, intensity: np.ndarray, true_labels
     return prediction, measured
 
 
-def _test_coverage(config: Config, checkpoint, test: tuple, calibration: Calibration) -> dict[str, Any]:
+def _test_coverage(config: Config, checkpoint, test: tuple, calibration: Calibration,
+                   mask: np.ndarray | None) -> dict[str, Any]:
     """Predict the test set with the calibration, measure the coverage per group, write coverage.* and figures."""
     preset, intensity, true_field, true_labels = test
     started = time.perf_counter()
     prediction, measured = measure_coverage(
         checkpoint, preset, measured_intensity(intensity, preset.grid, config.counts, config.test_noise_seed, 0),
-        true_labels, true_field, calibration, counts=config.counts, seed=config.seed + 1)
+        true_labels, true_field, calibration, counts=config.counts, seed=config.seed + 1, mask=mask)
     seconds = time.perf_counter() - started
     coverage = {"level": calibration.level, "test": str(config.test), "n_test": config.n_test,
                 "counts": config.counts, "test_noise_seed": config.test_noise_seed, "draw_seed": config.seed + 1,

@@ -243,14 +243,19 @@ def _augmented(config: Config, checkpoint, preset: Family, intensity: np.ndarray
 
 def _measured_mask(config: Config, checkpoint, preset: Family) -> np.ndarray:
     """(R, NL) the coverage of `config.mask_from` on a family model's grid."""
+    assert config.mask_from is not None
+    return measured_mask(config.mask_from, checkpoint, preset)
+
+
+def measured_mask(path: Path, checkpoint, preset: Family) -> np.ndarray:
+    """(R, NL) bool: the coverage of the measured file `path` on a family model's grid (True = measured)."""
     from ..io.family_file import read_measured
     from ..nn.inputs import InputTransform, rods_on_grid
 
     if not isinstance(preset, StructureFamily) or InputTransform.of_checkpoint(checkpoint).name != "scale-free":
         raise InputError("mask_from needs a scale-free model of a structure family (FAMILY.toml)")
-    assert config.mask_from is not None
-    with user_path(config.mask_from, "read"):
-        rods = read_measured(config.mask_from, preset.source["reader"])
+    with user_path(path, "read"):
+        rods = read_measured(path, preset.source["reader"])
     _, mask, _ = rods_on_grid(rods, preset.grid, preset.multiple)
     return mask
 
