@@ -83,3 +83,17 @@ def test_coverage_like_measured_rods():
     gap = np.abs(grid.L - 2.0) <= 0.02
     assert 0.3 < (~masks[..., gap]).any(axis=-1).mean() < 0.8  # a gap at a Bragg peak about half the time
 
+
+
+def test_clean_measurements_are_the_simulated_rods():
+    """A clean draw (probability clean_fraction) has no L offset, background or counting noise: with no rod
+    scale and full coverage it returns the rods unchanged; the others all carry a background."""
+    grid = _grid()
+    rng = np.random.default_rng(3)
+    intensity = np.exp(rng.normal(0, 2, (400, *grid.shape)))
+    augment = Augmentation(clean_fraction=0.25, rod_scale=0.0, background=(1e-2, 1e-2), l_offset=0.01,
+                           full_coverage=1.0, counts=(1e6, 1e6))
+    drawn, measured = augment(intensity, grid.L, grid.bragg, seed=4, first=0)
+    unchanged = np.array([np.array_equal(drawn[i][measured[i]], intensity[i][measured[i]]) for i in range(400)])
+    assert 0.2 < unchanged.mean() < 0.3  # the clean ones, and only they
+    assert measured[unchanged][..., ~grid.bragg].all()  # no L offset: every point off the Bragg peaks measured

@@ -4,12 +4,13 @@ rods as a diffractometer measures them (issue 16 item 3).
 Structure i of a stream with seed s draws from numpy's Generator of the key (s, KEY, i) only, so its nuisances
 are the same whatever the batch, worker or rank that simulates it. In this order, on the simulated I (R, NL):
 
+0. with probability clean_fraction the measurement is clean: steps 1, 3 and 4 are skipped;
 1. L offset: the whole structure's L shifted by δ ~ N(0, l_offset) (linear interpolation of ln I between grid
    points; a point whose neighbours include a Bragg point or the grid's end becomes unmeasured);
 2. per-rod scale: each rod × exp(N(0, rod_scale));
 3. flat background: + b, b = median(I) × 10^U(log10 background): not subtracted, as a residual after reduction;
-4. counting noise: with probability 1 − clean_fraction, the median point gets c counts, c log-uniform in
-   `counts`, and I → Poisson(I·c/median)·median/c (zero counts become unmeasured in the scale-free input);
+4. counting noise: the median point gets c counts, c log-uniform in `counts`, and I → Poisson(I·c/median)·
+   median/c (zero counts become unmeasured in the scale-free input);
 5. coverage (`coverage`): gaps at Bragg peaks, late starts, early ends and missing stretches, drawn like the
    measured LSMO rods (integer rods start at L 0.5–0.8 of a range to 4.5, some end at 3.6–4.1, gaps of ±0.02–0.06
    at some Bragg peaks, half-order rods start at 1.3 or miss stretches of 0.3–0.8 in L); with probability
@@ -34,7 +35,7 @@ class Augmentation:
     """The nuisances' distributions (defaults: the issue's ranges). L offsets are in L units (2π/c_ref)."""
 
     counts: tuple[float, float] = (1e2, 1e6)
-    clean_fraction: float = 0.1
+    clean_fraction: float = 0.25
     rod_scale: float = 0.2
     background: tuple[float, float] = (1e-4, 1e-2)
     l_offset: float = 0.005
@@ -53,11 +54,18 @@ class Augmentation:
     def one(self, intensity: np.ndarray, L: np.ndarray, bragg: np.ndarray,
             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One structure's (R, NL) intensity and measured mask."""
-        intensity, measured = shift_L(intensity, L, bragg, rng.normal(0, self.l_offset) if self.l_offset else 0.0)
+        # a clean measurement (clean_fraction of them): no L offset, background or counting noise, so that the
+        # network also knows simulated rods as they are (a model that only ever saw a background reads the deep
+        # minima of background-free rods as out of its range)
+        clean = rng.random() < self.clean_fraction
+        if self.l_offset and not clean:
+            intensity, measured = shift_L(intensity, L, bragg, rng.normal(0, self.l_offset))
+        else:  # no interpolation: the rods bit for bit
+            measured = np.broadcast_to(~np.asarray(bragg, dtype=bool), intensity.shape).copy()
         intensity = intensity * np.exp(rng.normal(0, self.rod_scale, (intensity.shape[0], 1)))
-        median = float(np.median(intensity[measured])) if measured.any() else 1.0
-        intensity = intensity + median * 10 ** rng.uniform(*np.log10(self.background))
-        if rng.random() >= self.clean_fraction:
+        if not clean:
+            median = float(np.median(intensity[measured])) if measured.any() else 1.0
+            intensity = intensity + median * 10 ** rng.uniform(*np.log10(self.background))
             per_count = np.median(intensity[measured]) / 10 ** rng.uniform(*np.log10(self.counts))
             lam = np.where(measured, intensity / per_count, 0.0)
             intensity = rng.poisson(lam).astype(np.float64) * per_count
