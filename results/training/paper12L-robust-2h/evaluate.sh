@@ -12,8 +12,9 @@ fi
 # item 6: clean accuracy (field MAE in the paper's standardised units; the shipped model's is 0.0627 on validation)
 # and the scale test; item 3: R² at 10^3 counts, with 20 % rod scales, and with every nuisance
 PYTHONPATH=python python results/robust/invariance.py "$D/model" "$WORK/test12L.h5" 200 "$D/invariance.json"
-for args in "noise-free:" "counts1000:--counts 1000" "counts1000-rodscale0.2:--counts 1000 --rod-scale 0.2" \
-            "augment:--augment"; do
+for args in "noise-free:" "counts100:--counts 100" "counts1000:--counts 1000" "counts10000:--counts 10000" \
+            "counts1000000:--counts 1000000" "counts1000-rodscale0.2:--counts 1000 --rod-scale 0.2" \
+            "scale1e-6:--scale 1e-6" "augment:--augment"; do
     mamba-ctr evaluate --model "$D/model" --data "$WORK/test12L.h5" --n 500 --no-figures --overwrite \
         ${args#*:} --out "$D/eval/${args%%:*}" | tail -n 3
 done
