@@ -56,3 +56,20 @@ def test_predict_with_the_shipped_lsmo_model_beats_the_nominal_structure(lsmo, t
     nominal = agreement(observed, relative_sigma(observed, 0.1), sim.intensity(family.nominal())[0],
                         sim.rod_of_point, "global")
     assert report["agreement"]["r1"] < nominal.r1
+
+
+def test_the_consistency_check_takes_unmeasured_points_of_a_scale_free_model(lsmo):
+    """Zero counts and unmeasured points are input a scale-free model masks: `check_prediction` takes them too
+    (it refused them before) and leaves the masked points out of R1."""
+    from mamba_ctr.nn.predict import check_prediction, predict_field
+    from mamba_ctr.simulate import simulate
+
+    checkpoint, family = lsmo
+    intensity = simulate(family.sample(2, seed=9), family.grid).intensity.astype(np.float64)
+    mask = np.ones(intensity.shape, dtype=bool)
+    mask[:, 2, :40] = False
+    intensity[:, 2, :40] = 0.0  # zero counts where nothing was measured
+    field = predict_field(checkpoint, intensity, mask=mask)
+    check = check_prediction(checkpoint, intensity, field, mask)
+    assert check is not None and np.all(np.isfinite(check.r1)) and not check.scale_checked
+    assert not check.flagged.any() or np.all(check.r1 > check.r1_threshold)  # flagged only by R1, never the scale

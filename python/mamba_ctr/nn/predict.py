@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..reconstruct.consistency import Consistency, forward_consistency
+from ..reconstruct.consistency import R1_THRESHOLD, Consistency, forward_consistency
 from .checkpoint import Checkpoint
 from .inputs import InputTransform
 
@@ -84,9 +84,12 @@ def predict_field(checkpoint: Checkpoint, intensity: np.ndarray, *, batch_size: 
     return out
 
 
-def check_prediction(checkpoint: Checkpoint, intensity: np.ndarray, film_field: np.ndarray) -> Consistency | None:
-    """Scale and R1 of |U + S|² against the intensities (n, R, NL), S being the substrate field of the
-    checkpoint's preset on its grid; None when the checkpoint records no preset."""
+def check_prediction(checkpoint: Checkpoint, intensity: np.ndarray, film_field: np.ndarray,
+                     mask: np.ndarray | None = None, r1_threshold: float = R1_THRESHOLD) -> Consistency | None:
+    """Scale and R1 of |U + S|² against the intensities (n, R, NL) (on the points of `mask`, broadcastable, if
+    given), S being the substrate field of the checkpoint's preset on its grid; None when the checkpoint records
+    no preset. A scale-free model's check fits one scale per rod and never flags the scale, and its input may hold
+    unmeasured points (I ≤ 0 or not finite), as `predict_field` takes them."""
     from .. import families
     from ..simulate import simulate
 
@@ -95,10 +98,10 @@ def check_prediction(checkpoint: Checkpoint, intensity: np.ndarray, film_field: 
         return None
     preset = families.from_dict(stored)
     substrate = simulate(preset.nominal(), checkpoint.grid).substrate_field
-    intensity = _check_intensity(intensity, checkpoint)
     scale_free = InputTransform.of_checkpoint(checkpoint).name == "scale-free"  # any scale is fine for it
-    return forward_consistency(film_field, substrate, intensity, checkpoint.grid.bragg, scale_checked=not scale_free,
-                               scale_per_rod=scale_free)
+    intensity = _check_intensity(intensity, checkpoint, positive=not scale_free)
+    return forward_consistency(film_field, substrate, intensity, checkpoint.grid.bragg, mask,
+                               scale_checked=not scale_free, r1_threshold=r1_threshold, scale_per_rod=scale_free)
 
 
 def predict(checkpoint: Checkpoint, intensity: np.ndarray, **kwargs) -> Prediction:

@@ -39,7 +39,7 @@ def run_family(config: Any, checkpoint: Any, family: StructureFamily) -> Result:
     """Predict the structure of the measured file `config.input` with a family model (module docstring)."""
     from ..io.family_file import read_measured
     from ..nn.inputs import InputTransform, rods_on_grid
-    from ..nn.predict import predict_field
+    from ..nn.predict import check_prediction, predict_field
 
     if InputTransform.of_checkpoint(checkpoint).name != "scale-free":
         raise InputError(f"model {config.model} was not trained with the scale-free input: it cannot take "
@@ -55,7 +55,8 @@ def run_family(config: Any, checkpoint: Any, family: StructureFamily) -> Result:
     started = time.perf_counter()
     field_ = predict_field(checkpoint, intensity[None], mask=mask[None])
     network_s = time.perf_counter() - started
-    consistency = _consistency(family, field_, intensity, mask, consistency_threshold(config.calibration))
+    consistency = check_prediction(checkpoint, intensity[None], field_, mask[None],
+                                   consistency_threshold(config.calibration))
     started = time.perf_counter()
     from ..reconstruct.family_fit import fit_family_fields
 
@@ -109,16 +110,6 @@ def _reader(config: Any, family: StructureFamily) -> dict:
 def _rod_names(family: StructureFamily) -> str:
     ma, mb = family.multiple
     return ", ".join(f"({h / ma:g}, {k / mb:g})" for h, k in zip(family.grid.h, family.grid.k, strict=True))
-
-
-def _consistency(family: StructureFamily, field_: np.ndarray, intensity: np.ndarray, mask: np.ndarray,
-                 r1_threshold: float):
-    from ..reconstruct.consistency import forward_consistency
-    from ..simulate import simulate
-
-    substrate = simulate(family.nominal(), family.grid).substrate_field
-    return forward_consistency(field_, substrate, intensity[None], family.grid.bragg, mask[None],
-                               scale_checked=False, r1_threshold=r1_threshold, scale_per_rod=True)
 
 
 def _agreement(config: Any, family: StructureFamily, rods, structure):

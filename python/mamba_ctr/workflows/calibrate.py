@@ -144,7 +144,7 @@ def run(config: Config) -> Result:
     prediction = predict_with_uncertainty(checkpoint, measured, mask, settings=settings, seed=config.seed,
                                           start=config.start, extract=_extractor(preset))
     seconds = time.perf_counter() - started
-    consistency = consistency_percentiles(checkpoint, preset, measured, mask)
+    consistency = consistency_percentiles(checkpoint, measured, mask)
     meta = {"method": "normalised split conformal over test-time draws (mamba_ctr.nn.uncertainty)",
             "model": str(config.model), "data": str(config.data), "preset": preset.name,
             "rows": [config.start, config.start + config.n], "n_calibration": config.n, "counts": config.counts,
@@ -167,20 +167,16 @@ def run(config: Config) -> Result:
     return Result(calibration, f"{text}\nfiles in {config.out}")
 
 
-def consistency_percentiles(checkpoint, preset: Any, intensity: np.ndarray,
-                            mask: np.ndarray | None = None) -> dict[str, float]:
+def consistency_percentiles(checkpoint, intensity: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
     """R1 of |U + S|² against the calibration intensities (n, R, NL) (one prediction each, on the points of
     `mask` (R, NL) if given, a scale per rod fitted): its median, 90th and 99th percentiles; the 99th is the
     model's forward-consistency threshold (`Calibration.r1_threshold`, used by `predict --calibration`)."""
-    from ..nn.predict import predict_field
-    from ..reconstruct.consistency import forward_consistency
-    from ..simulate import simulate
+    from ..nn.predict import check_prediction, predict_field
 
     masks = None if mask is None else np.broadcast_to(mask, intensity.shape)
-    field_ = predict_field(checkpoint, intensity, mask=masks)
-    substrate = simulate(preset.nominal(), preset.grid).substrate_field
-    r1 = forward_consistency(field_, substrate, intensity, preset.grid.bragg, masks, scale_checked=False,
-                             scale_per_rod=True).r1  # as `predict` checks a scale-free model
+    check = check_prediction(checkpoint, intensity, predict_field(checkpoint, intensity, mask=masks), masks)
+    assert check is not None  # a calibration set is read with its preset
+    r1 = check.r1
     median, p90, p99 = (float(v) for v in np.percentile(r1[np.isfinite(r1)], [50, 90, 99]))
     return {"r1_median": median, "r1_p90": p90, "r1_p99": p99, "r1_threshold": p99}
 
