@@ -11,6 +11,7 @@ scanned or copied.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import shutil
 import sys
 from collections.abc import Callable
@@ -71,7 +72,12 @@ def generate_blocks(config: GenerateConfig, preset: Family, backend: str, parts:
             # the structures of the next block are sampled in a thread while the kernel runs (numpy's draws
             # release the GIL; sampling alone is a third of a block's time on one core)
             todo = [b for b in blocks if b not in done]
-            drawn = {b: sampler.submit(preset.sample, b[1] - b[0], config.seed, b[0]) for b in todo[:1]}
+            following = dict(itertools.pairwise(todo))
+
+            def draw(block: tuple[int, int]) -> Future[Structures]:
+                return sampler.submit(preset.sample, block[1] - block[0], config.seed, block[0])
+
+            drawn = {b: draw(b) for b in todo[:1]}
             # two sets of rod buffers, used in turn: block i + 1 is simulated into one while block i is written
             # from the other (fresh arrays per block cost their page faults, ~0.3 s of CPU per 8192 structures)
             buffers = [_rod_buffers(config, preset, blocks), _rod_buffers(config, preset, blocks)]
@@ -81,9 +87,8 @@ def generate_blocks(config: GenerateConfig, preset: Family, backend: str, parts:
                     job = partial(scan, parts / block_name(lo, hi), joiner, lo, hi)
                 else:
                     structures = drawn.pop((lo, hi)).result()
-                    following = todo[todo.index((lo, hi)) + 1:][:1]
-                    drawn.update({b: sampler.submit(preset.sample, b[1] - b[0], config.seed, b[0])
-                                  for b in following})
+                    if (lo, hi) in following:
+                        drawn[following[lo, hi]] = draw(following[lo, hi])
                     simulated = simulate_block(preset, config, backend, lo, hi, buffers[k % 2], structures)
                     job = partial(write_block, parts, joiner, simulated, bar)
                 if pending is not None:

@@ -173,7 +173,7 @@ def run(config: Config) -> Result:
     _check_compatible(checkpoint, preset, config.data)
     calibration = None if config.calibration is None else _read_calibration(config.calibration, checkpoint)
     measured = _measured(config, preset, intensity)
-    mask = None if config.mask_from is None else _measured_mask(config, checkpoint, preset)
+    mask = None if config.mask_from is None else measured_mask(config.mask_from, checkpoint, preset)
     if config.augment:
         measured, mask = _augmented(config, checkpoint, preset, measured, mask)
     started = time.perf_counter()
@@ -239,12 +239,6 @@ def _augmented(config: Config, checkpoint, preset: Family, intensity: np.ndarray
         raise InputError("augment masks points: it needs a scale-free model (train --input scale-free)")
     augmented, drawn = Augmentation()(intensity, preset.grid.L, preset.grid.bragg, config.noise_seed, config.start)
     return augmented, drawn if mask is None else drawn & mask[None]
-
-
-def _measured_mask(config: Config, checkpoint, preset: Family) -> np.ndarray:
-    """(R, NL) the coverage of `config.mask_from` on a family model's grid."""
-    assert config.mask_from is not None
-    return measured_mask(config.mask_from, checkpoint, preset)
 
 
 def measured_mask(path: Path, checkpoint, preset: Family) -> np.ndarray:
