@@ -66,6 +66,38 @@ def test_scale_free_prediction_unchanged_by_any_scale(k):
     assert (per_rod - reference).abs().max() <= tolerance
 
 
+def test_scale_free_global_subtracts_one_mean_over_all_rods():
+    grid = _grid()
+    intensity = _intensity(grid)
+    intensity[0, 1, 5] = 0.0  # zero counts: unmeasured, left out of the mean
+    X = scale_free(intensity, None, 2.0, per_rod=False)
+    value, measured = X[:, :3], X[:, 3:]
+    assert measured[0, 1, 5] == 0 and measured.sum() == intensity.size - 1
+    # zero mean over all measured points of a structure, not per rod: the ratios between rods stay
+    np.testing.assert_allclose((value * measured).sum((-2, -1)) / measured.sum((-2, -1)), 0, atol=1e-6)
+    log = np.log(intensity[2])
+    np.testing.assert_allclose(value[2], (log - log.mean()) / 2.0, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(value[2, 1] - value[2, 0], (log[1] - log[0]) / 2.0, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("k", [-8, -3, 0, 5, 8])
+def test_scale_free_global_prediction_unchanged_by_a_global_scale_but_not_by_rod_factors(k):
+    grid = _grid()
+    transform = InputTransform.of("scale-free-global", _normalisation(grid), grid.bragg)
+    assert transform.is_scale_free and not transform.per_rod and transform.channels_per_rod == 2
+    torch.manual_seed(0)
+    net = build("rods", rods=3, widths=[4, 8], inputs_per_rod=2).eval()
+    intensity = _intensity(grid)
+    rod_factors = np.array([1.0, 10.0, 0.1])[:, None]
+    with torch.no_grad():
+        reference = net(torch.from_numpy(transform(intensity)))
+        scaled = net(torch.from_numpy(transform(intensity * 10.0 ** k)))
+        per_rod = net(torch.from_numpy(transform(intensity * rod_factors)))
+    tolerance = 1e-4 * reference.abs().max()
+    assert (scaled - reference).abs().max() <= tolerance
+    assert (per_rod - reference).abs().max() > 100 * tolerance  # rod ratios reach the network
+
+
 def test_standardised_transform_is_the_papers_input():
     grid = _grid()
     norm = _normalisation(grid)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from .inputs import INPUTS, SCALE_FREE
 
 __all__ = ["TrainConfig"]
 
@@ -43,11 +44,12 @@ class TrainConfig:
         "rods: one bottleneck conv per entry, with that dilation (default 1,1; 1,2,4,8 triples the reach)"))
     arch_kwargs: dict[str, Any] = field(default_factory=dict, metadata=_help("more arguments of the network"))
     input: str = field(default="standardised", metadata=_help(
-        "network input: standardised ln I (the paper's) or scale-free (ln I minus its per-rod mean over the "
-        "measured points, plus a mask channel; rods only): nn.inputs", choices=("standardised", "scale-free")))
+        "network input: standardised ln I (the paper's), scale-free (ln I minus its per-rod mean over the "
+        "measured points, plus a mask channel; rods only) or scale-free-global (minus one mean over all rods): "
+        "nn.inputs", choices=INPUTS))
     augment: bool = field(default=False, metadata=_help(
         "stream: draw measurement nuisances per structure (rod scale, counts 1e2..1e6, background, L offset, "
-        "coverage masks; data.augment); needs input scale-free"))
+        "coverage masks; data.augment); needs a scale-free input"))
     target: str = field(default="both", metadata=_help("paper: train the twin for real, imag or both",
                                                        choices=TARGETS))
     epochs: int = field(default=30, metadata=_help("training epochs"))
@@ -106,12 +108,13 @@ class TrainConfig:
         for name, known in (("target", TARGETS), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
             if getattr(self, name) not in known:
                 raise InputError(f"{name} must be one of {', '.join(known)}, got {getattr(self, name)!r}")
-        if self.input not in ("standardised", "scale-free"):
-            raise InputError(f"input must be standardised or scale-free, got {self.input!r}")
-        if self.input == "scale-free" and (self.arch != "rods" or self.stream is None):
-            raise InputError("input scale-free (value and mask channels per rod) needs arch rods and stream")
-        if self.augment and (self.input != "scale-free" or self.stream is None):
-            raise InputError("augment needs input scale-free (masked points) and stream (nuisances drawn on the fly)")
+        if self.input not in INPUTS:
+            raise InputError(f"input must be one of {', '.join(INPUTS)}, got {self.input!r}")
+        if self.input in SCALE_FREE and (self.arch != "rods" or self.stream is None):
+            raise InputError(f"input {self.input} (value and mask channels per rod) needs arch rods and stream")
+        if self.augment and (self.input not in SCALE_FREE or self.stream is None):
+            raise InputError("augment needs a scale-free input (masked points) and stream (nuisances drawn on the "
+                             "fly)")
         if self.arch == "rods" and self.target != "both":
             raise InputError("the rods architecture predicts Re and Im together: use target both")
 
@@ -151,7 +154,7 @@ class TrainConfig:
                 raise InputError(f"{name} must be positive integers, got {value!r}")
             setattr(self, name, numbers)
             self.arch_kwargs[key] = list(numbers)
-        if self.input == "scale-free":
+        if self.input in SCALE_FREE:
             self.arch_kwargs["inputs_per_rod"] = 2
         try:  # the network's own checks of its arguments
             build(self.arch, **self.arch_kwargs)

@@ -9,6 +9,10 @@ Two transforms, named in a checkpoint's metadata (``train_config.input``; absent
   measured points; mask = 1 where measured. A factor on one rod (or on all) adds ln(factor) to every ln I of the
   rod and to m_r: it cancels exactly (up to float64 rounding). Unmeasured = the caller's mask is False, a Bragg
   point, or I not finite or ≤ 0 (counts of zero, over-subtracted background).
+* ``scale-free-global``: the same channels with one mean m over the measured points of all rods. A factor on all
+  rods cancels exactly; the ratios between rods stay in the input (they carry structure: the per-rod input has to
+  infer each rod's level from its shape alone), so per-rod scale errors are met by training (data.augment), not
+  cancelled.
 
 `resample_rod` puts a measured rod (its own L points) on a model's uniform L grid: linear interpolation of ln I,
 and a model point farther than one model step from every measured point (or outside the measured range) masked;
@@ -24,21 +28,24 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["INPUTS", "InputTransform", "TrainingInput", "resample_rod", "rods_on_grid", "scale_free"]
+__all__ = ["INPUTS", "SCALE_FREE", "InputTransform", "TrainingInput", "resample_rod", "rods_on_grid", "scale_free"]
 
-INPUTS = ("standardised", "scale-free")
+INPUTS = ("standardised", "scale-free", "scale-free-global")
+SCALE_FREE = ("scale-free", "scale-free-global")
 
 
-def scale_free(intensity: np.ndarray, mask: np.ndarray | None, x_std: float) -> np.ndarray:
+def scale_free(intensity: np.ndarray, mask: np.ndarray | None, x_std: float, per_rod: bool = True) -> np.ndarray:
     """The scale-free input (n, 2R, NL) float32 of intensities (n, R, NL); `mask` (broadcastable bool, True =
-    measured) or None for every finite positive point."""
+    measured) or None for every finite positive point; `per_rod`: subtract each rod's mean of ln I (else one mean
+    over all rods of a structure)."""
     intensity = np.asarray(intensity, dtype=np.float64)
     valid = np.isfinite(intensity) & (intensity > 0)
     if mask is not None:
         valid &= np.asarray(mask, dtype=bool)
     log = np.log(np.where(valid, intensity, 1.0))
-    count = valid.sum(axis=-1, keepdims=True)
-    mean = np.where(valid, log, 0.0).sum(axis=-1, keepdims=True) / np.maximum(count, 1)
+    axes = (-1,) if per_rod else (-2, -1)
+    count = valid.sum(axis=axes, keepdims=True)
+    mean = np.where(valid, log, 0.0).sum(axis=axes, keepdims=True) / np.maximum(count, 1)
     value = np.where(valid, (log - mean) / x_std, 0.0)
     return np.concatenate([value, valid], axis=-2).astype(np.float32)
 
@@ -47,7 +54,8 @@ def scale_free(intensity: np.ndarray, mask: np.ndarray | None, x_std: float) -> 
 class InputTransform:
     """One of INPUTS with the statistics it needs (X_mean, X_std of the run's normalisation) and the Bragg mask.
 
-    `__call__(intensity (n, R, NL), mask=None)` → X float32: (n, R, NL) standardised, (n, 2R, NL) scale-free.
+    `__call__(intensity (n, R, NL), mask=None)` → X float32: (n, R, NL) standardised, (n, 2R, NL) scale-free
+    (either kind).
     """
 
     name: str
@@ -60,8 +68,18 @@ class InputTransform:
             raise InputError(f"input must be one of {', '.join(INPUTS)}, got {self.name!r}")
 
     @property
+    def is_scale_free(self) -> bool:
+        """Whether the input cancels a factor on all rods (and takes masked points)."""
+        return self.name in SCALE_FREE
+
+    @property
+    def per_rod(self) -> bool:
+        """Whether the input also cancels a factor on each rod (its forward-consistency check fits one per rod)."""
+        return self.name == "scale-free"
+
+    @property
     def channels_per_rod(self) -> int:
-        return 2 if self.name == "scale-free" else 1
+        return 2 if self.is_scale_free else 1
 
     @classmethod
     def of(cls, name: str, normalisation: Any, bragg: np.ndarray) -> InputTransform:
@@ -76,14 +94,14 @@ class InputTransform:
     def admissible(self, intensity: np.ndarray) -> np.ndarray:
         """Measured intensities as this input takes them: the standardised input needs I > 0 everywhere, so zero
         or negative counts become 1e-30 (ln I = −69); the scale-free input masks them (returned unchanged)."""
-        if self.name == "scale-free":
+        if self.is_scale_free:
             return intensity
         return np.maximum(intensity, 1e-30)
 
     def __call__(self, intensity: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        if self.name == "scale-free":
+        if self.is_scale_free:
             measured = ~self.bragg if mask is None else (np.asarray(mask, dtype=bool) & ~self.bragg)
-            return scale_free(intensity, measured, self.x_std)
+            return scale_free(intensity, measured, self.x_std, per_rod=self.per_rod)
         if mask is not None and not np.all(np.asarray(mask)[..., ~self.bragg]):
             raise InputError("this model was trained on complete rods (standardised input): it cannot take masked "
                              "points; use a scale-free model")

@@ -67,7 +67,7 @@ def predict_field(checkpoint: Checkpoint, intensity: np.ndarray, *, batch_size: 
     (n, R, NL). Runs in eval mode without gradients, `batch_size` structures at a time.
     """
     transform = InputTransform.of_checkpoint(checkpoint)
-    intensity = _check_intensity(intensity, checkpoint, positive=transform.name == "standardised")
+    intensity = _check_intensity(intensity, checkpoint, positive=not transform.is_scale_free)
     if mask is not None:
         mask = np.broadcast_to(np.asarray(mask, dtype=bool), intensity.shape)
     if batch_size < 1:
@@ -88,8 +88,8 @@ def check_prediction(checkpoint: Checkpoint, intensity: np.ndarray, film_field: 
                      mask: np.ndarray | None = None, r1_threshold: float = R1_THRESHOLD) -> Consistency | None:
     """Scale and R1 of |U + S|² against the intensities (n, R, NL) (on the points of `mask`, broadcastable, if
     given), S being the substrate field of the checkpoint's preset on its grid; None when the checkpoint records
-    no preset. A scale-free model's check fits one scale per rod and never flags the scale, and its input may hold
-    unmeasured points (I ≤ 0 or not finite), as `predict_field` takes them."""
+    no preset. A scale-free model's check never flags the scale (that of the per-rod input fits one scale per
+    rod), and its input may hold unmeasured points (I ≤ 0 or not finite), as `predict_field` takes them."""
     from .. import families
     from ..simulate import simulate
 
@@ -98,10 +98,11 @@ def check_prediction(checkpoint: Checkpoint, intensity: np.ndarray, film_field: 
         return None
     preset = families.from_dict(stored)
     substrate = simulate(preset.nominal(), checkpoint.grid).substrate_field
-    scale_free = InputTransform.of_checkpoint(checkpoint).name == "scale-free"  # any scale is fine for it
-    intensity = _check_intensity(intensity, checkpoint, positive=not scale_free)
+    transform = InputTransform.of_checkpoint(checkpoint)  # any scale is fine for a scale-free input
+    intensity = _check_intensity(intensity, checkpoint, positive=not transform.is_scale_free)
     return forward_consistency(film_field, substrate, intensity, checkpoint.grid.bragg, mask,
-                               scale_checked=not scale_free, r1_threshold=r1_threshold, scale_per_rod=scale_free)
+                               scale_checked=not transform.is_scale_free, r1_threshold=r1_threshold,
+                               scale_per_rod=transform.per_rod)
 
 
 def predict(checkpoint: Checkpoint, intensity: np.ndarray, **kwargs) -> Prediction:

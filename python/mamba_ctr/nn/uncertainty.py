@@ -232,7 +232,7 @@ def predict_with_uncertainty(checkpoint: Checkpoint, intensity: np.ndarray, mask
             is needed.
         chunk: structures per network call (chunk × K inputs at once).
     """
-    if InputTransform.of_checkpoint(checkpoint).name != "scale-free":
+    if not InputTransform.of_checkpoint(checkpoint).is_scale_free:
         raise InputError("test-time draws mask points: they need a scale-free model (train --input scale-free); "
                          "this checkpoint has the standardised input")
     settings = _settings(calibration, draws, counts, settings)

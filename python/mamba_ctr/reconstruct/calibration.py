@@ -32,8 +32,7 @@ from ..errors import InputError
 from .consistency import R1_THRESHOLD
 
 __all__ = ["LEVEL", "Calibration", "GroupCalibration", "calibrate_groups", "conformal_quantile",
-           "consistency_threshold", "coverage_by_group", "group_quantile", "half_width", "read_calibration", "scores",
-           "threshold_source"]
+           "consistency_threshold", "coverage_by_group", "group_quantile", "half_width", "read_calibration", "scores"]
 
 LEVEL = 0.68
 """The nominal coverage of the intervals: ±1σ of a normal distribution."""
@@ -201,18 +200,11 @@ def coverage_by_group(y: np.ndarray, y_hat: np.ndarray, spread: np.ndarray, grou
     return out
 
 
-def consistency_threshold(calibration: str | os.PathLike | None) -> float:
-    """The R1 above which a prediction is flagged: the model's own (its calibration's 99th percentile on
-    measured-like simulated rods) when a calibration that records it is given, else R1_THRESHOLD."""
-    if calibration is None:
-        return R1_THRESHOLD
-    value = read_calibration(calibration).r1_threshold
-    return R1_THRESHOLD if value is None else value
-
-
-def threshold_source(calibration: str | os.PathLike | None) -> str:
-    """Where `consistency_threshold` took its value from (for the reports)."""
-    if calibration is not None:
-        if read_calibration(calibration).r1_threshold is not None:
-            return f"{calibration} (99th percentile of the calibration set's R1)"
-    return "R1_THRESHOLD (noise-free paper-12L, shipped model)"
+def consistency_threshold(calibration: str | os.PathLike | None) -> tuple[float, str]:
+    """The R1 above which a prediction is flagged, and where it comes from (for the reports): the model's own (its
+    calibration's 99th percentile on measured-like simulated rods) when a calibration that records it is given,
+    else R1_THRESHOLD."""
+    value = None if calibration is None else read_calibration(calibration).r1_threshold
+    if value is None:
+        return R1_THRESHOLD, "R1_THRESHOLD (noise-free paper-12L, shipped model)"
+    return value, f"{calibration} (99th percentile of the calibration set's R1)"

@@ -29,7 +29,7 @@ from .. import _files
 from .._version import __version__
 from ..errors import InputError
 from ..physics.family import StructureFamily
-from ..reconstruct.calibration import consistency_threshold, threshold_source
+from ..reconstruct.calibration import consistency_threshold
 from ._common import Result, user_path
 
 __all__ = ["run_family"]
@@ -41,7 +41,7 @@ def run_family(config: Any, checkpoint: Any, family: StructureFamily) -> Result:
     from ..nn.inputs import InputTransform, rods_on_grid
     from ..nn.predict import check_prediction, predict_field
 
-    if InputTransform.of_checkpoint(checkpoint).name != "scale-free":
+    if not InputTransform.of_checkpoint(checkpoint).is_scale_free:
         raise InputError(f"model {config.model} was not trained with the scale-free input: it cannot take "
                          "measured rods on an unknown scale")
     reader = _reader(config, family)
@@ -55,8 +55,8 @@ def run_family(config: Any, checkpoint: Any, family: StructureFamily) -> Result:
     started = time.perf_counter()
     field_ = predict_field(checkpoint, intensity[None], mask=mask[None])
     network_s = time.perf_counter() - started
-    consistency = check_prediction(checkpoint, intensity[None], field_, mask[None],
-                                   consistency_threshold(config.calibration))
+    threshold, threshold_source = consistency_threshold(config.calibration)
+    consistency = check_prediction(checkpoint, intensity[None], field_, mask[None], threshold)
     started = time.perf_counter()
     from ..reconstruct.family_fit import fit_family_fields
 
@@ -64,8 +64,8 @@ def run_family(config: Any, checkpoint: Any, family: StructureFamily) -> Result:
     labels_s = time.perf_counter() - started
     structure = family.structures(fitted.parameters[None])
     agreement, simulator, sigma_source = _agreement(config, family, rods, structure)
-    report = _report(config, family, reader, left_out, mask, consistency, fitted, agreement, simulator,
-                     sigma_source, network_s, labels_s)
+    report = _report(config, family, reader, left_out, mask, consistency, threshold_source, fitted, agreement,
+                     simulator, sigma_source, network_s, labels_s)
     if config.calibration is not None:
         report["intervals"] = _intervals(config, checkpoint, family, intensity, mask)
     files = _write(config, family, report, fitted.labels, structure, intensity, mask, field_, simulator, agreement)
@@ -128,8 +128,8 @@ def _agreement(config: Any, family: StructureFamily, rods, structure):
     return agreement(I_obs, sigma, I_calc, simulator.rod_of_point, "global"), simulator, source
 
 
-def _report(config, family, reader, left_out, mask, consistency, fitted, agreement, simulator, sigma_source,
-            network_s, labels_s) -> dict[str, Any]:
+def _report(config, family, reader, left_out, mask, consistency, threshold_source, fitted, agreement, simulator,
+            sigma_source, network_s, labels_s) -> dict[str, Any]:
     from ..io.measured import format_key
 
     rods = [format_key(rod.key) for rod in simulator.rods]
@@ -141,7 +141,7 @@ def _report(config, family, reader, left_out, mask, consistency, fitted, agreeme
         "rods_left_out": left_out,
         "consistency": {"scale": float(consistency.scale[0]), "r1": float(consistency.r1[0]),
                         "flagged": bool(consistency.flagged[0]), "r1_threshold": consistency.r1_threshold,
-                        "r1_threshold_source": threshold_source(config.calibration)},
+                        "r1_threshold_source": threshold_source},
         "labels": {name: float(value) for name, value in fitted.labels.items()},
         "label_fit": {"cost": fitted.cost, "success": fitted.success, "seconds": fitted.time},
         "agreement": {"scale": "global", "error_model": sigma_source, "points": int(simulator.n_points),

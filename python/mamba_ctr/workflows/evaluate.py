@@ -223,7 +223,7 @@ def _read_calibration(path: Path, checkpoint):
     from ..nn.inputs import InputTransform
     from ..reconstruct.calibration import read_calibration
 
-    if InputTransform.of_checkpoint(checkpoint).name != "scale-free":
+    if not InputTransform.of_checkpoint(checkpoint).is_scale_free:
         raise InputError("--calibration needs a scale-free model (its test-time draws mask points)")
     return read_calibration(path)
 
@@ -235,7 +235,7 @@ def _augmented(config: Config, checkpoint, preset: Family, intensity: np.ndarray
     from ..data.augment import Augmentation
     from ..nn.inputs import InputTransform
 
-    if InputTransform.of_checkpoint(checkpoint).name != "scale-free":
+    if not InputTransform.of_checkpoint(checkpoint).is_scale_free:
         raise InputError("augment masks points: it needs a scale-free model (train --input scale-free)")
     augmented, drawn = Augmentation()(intensity, preset.grid.L, preset.grid.bragg, config.noise_seed, config.start)
     return augmented, drawn if mask is None else drawn & mask[None]
@@ -246,7 +246,7 @@ def measured_mask(path: Path, checkpoint, preset: Family) -> np.ndarray:
     from ..io.family_file import read_measured
     from ..nn.inputs import InputTransform, rods_on_grid
 
-    if not isinstance(preset, StructureFamily) or InputTransform.of_checkpoint(checkpoint).name != "scale-free":
+    if not isinstance(preset, StructureFamily) or not InputTransform.of_checkpoint(checkpoint).is_scale_free:
         raise InputError("mask_from needs a scale-free model of a structure family (FAMILY.toml)")
     with user_path(path, "read"):
         rods = read_measured(path, preset.source["reader"])

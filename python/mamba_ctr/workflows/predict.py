@@ -24,7 +24,7 @@ from .._version import __version__
 from ..errors import InputError
 from ..physics.family import StructureFamily
 from ..physics.presets import PerovskitePreset
-from ..reconstruct.calibration import consistency_threshold, threshold_source
+from ..reconstruct.calibration import consistency_threshold
 from ..reconstruct.consistency import SCALE_RANGE, Consistency
 from ._common import Result, output_dir, user_path
 
@@ -93,7 +93,8 @@ def run(config: Config) -> Result:
     field_ = predict_field(checkpoint, intensity)
     consistency = check_prediction(checkpoint, intensity, field_)
     assert consistency is not None  # the checkpoint records a preset (checked above)
-    consistency = dataclasses.replace(consistency, r1_threshold=consistency_threshold(config.calibration))
+    threshold, threshold_source = consistency_threshold(config.calibration)
+    consistency = dataclasses.replace(consistency, r1_threshold=threshold)
     labels = extract_labels(field_, preset.grid, preset)
     intervals = None if config.calibration is None else _intervals(config, checkpoint, intensity)
     columns = column_density(field_, preset.grid)
@@ -101,7 +102,7 @@ def run(config: Config) -> Result:
     with user_path(out):
         out.mkdir(parents=True, exist_ok=True)
         files = [_write_hdf5(out / "prediction.h5", preset, field_, columns, labels, consistency, config)]
-        files += _write_tables(out, labels, consistency, config, intervals)
+        files += _write_tables(out, labels, consistency, threshold_source, config, intervals)
         if config.figures:
             files += _write_figures(out, preset, field_)
     n = intensity.shape[0]
@@ -152,7 +153,7 @@ def _intervals(config: Config, checkpoint, intensity: np.ndarray) -> dict[str, t
     return {name: result.label_interval(name) for name in result.labels}
 
 
-def _write_tables(out: Path, labels: dict, consistency: Consistency, config: Config,
+def _write_tables(out: Path, labels: dict, consistency: Consistency, threshold_source: str, config: Config,
                   intervals: dict | None = None) -> list[Path]:
     n = consistency.r1.size
     rows = [{"structure": i, "label": name, "value": float(values[i]),
@@ -163,7 +164,7 @@ def _write_tables(out: Path, labels: dict, consistency: Consistency, config: Con
     flagged = consistency.flagged
     payload = {"model": str(config.model), "input": str(config.input), "mamba_ctr_version": __version__,
                "consistency": {"r1_threshold": consistency.r1_threshold,
-                               "r1_threshold_source": threshold_source(config.calibration),
+                               "r1_threshold_source": threshold_source,
                                "scale_range": list(SCALE_RANGE)},
                "intervals": None if not intervals else {
                    "calibration": str(config.calibration), "counts": config.counts,
