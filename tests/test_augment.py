@@ -97,3 +97,42 @@ def test_clean_measurements_are_the_simulated_rods():
     unchanged = np.array([np.array_equal(drawn[i][measured[i]], intensity[i][measured[i]]) for i in range(400)])
     assert 0.2 < unchanged.mean() < 0.3  # the clean ones, and only they
     assert measured[unchanged][..., ~grid.bragg].all()  # no L offset: every point off the Bragg peaks measured
+
+
+def test_options_from_the_command_line_or_a_toml_file():
+    drawn = Augmentation.from_options({"rod_scale": "0", "full_coverage": 1, "counts": "1e3:1e6",
+                                       "background": [1e-5, 1e-3]})
+    assert drawn == Augmentation(rod_scale=0.0, full_coverage=1.0, counts=(1e3, 1e6), background=(1e-5, 1e-3))
+    assert Augmentation.from_options({}) == Augmentation()
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"rodscale": "0"}, "unknown augmentation option.*rodscale.*known: counts"),
+    ({"counts": "1e3"}, "counts must be LOW:HIGH"),
+    ({"counts": "1e6:1e3"}, "0 < LOW ≤ HIGH"),
+    ({"background": "0:1e-3"}, "0 < LOW ≤ HIGH"),
+    ({"rod_scale": "wide"}, "rod_scale must be a number, got 'wide'"),
+    ({"rod_scale": True}, "rod_scale must be a number"),
+    ({"clean_fraction": "1.5"}, r"clean_fraction must be a probability in \[0, 1\], got 1.5"),
+    ({"l_offset": "-0.01"}, "l_offset must be ≥ 0"),
+])
+def test_bad_options_are_one_clear_error(options, message):
+    from mamba_ctr.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        Augmentation.from_options(options)
+
+
+def test_train_checks_its_augmentation_before_any_work(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from mamba_ctr.cli import main
+
+    base = ["train", "--stream", "paper-4L", "--arch", "rods", "--out", str(tmp_path / "run")]
+    free = ["--input", "scale-free-global", "--augment"]
+    assert main([*base, *free, "--augmentation", "rod_scale=0,coverage=1"]) == 2
+    assert "unknown augmentation option(s) coverage" in capsys.readouterr().err
+    assert main([*base, "--input", "scale-free", "--augmentation", "rod_scale=0"]) == 2
+    assert "add --augment" in capsys.readouterr().err
+    assert main([*base, "--augment"]) == 2  # the standardised input cannot take masked points
+    assert "scale-free input" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

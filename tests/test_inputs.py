@@ -192,3 +192,35 @@ def test_measured_rods_on_a_model_grid():
     inside = (grid.L >= 0.5) & (grid.L <= L[-1])
     assert (mask[0] == inside).all() and (mask[1] == inside).all()
     np.testing.assert_allclose(intensity[0][inside], np.exp(-2 * grid.L[inside]), rtol=1e-9)
+
+
+def test_a_global_input_model_trains_records_its_nuisances_and_ignores_the_scale(tmp_path, monkeypatch):
+    from mamba_ctr import models
+    from mamba_ctr.data.augment import Augmentation
+    from mamba_ctr.nn import batches
+    from mamba_ctr.nn.predict import check_prediction, predict_field
+    from mamba_ctr.nn.train import TrainConfig, train
+    from mamba_ctr.presets import get
+    from mamba_ctr.simulate import simulate
+
+    config = TrainConfig(stream="paper-4L", arch="rods", arch_kwargs={"widths": [4, 8]}, input="scale-free-global",
+                         augment=True, augmentation={"rod_scale": "0", "full_coverage": "1"}, epochs=1,
+                         batch_size=8, samples_per_epoch=16, val_samples=8, pilot_samples=32, out=tmp_path / "m",
+                         progress=False)
+    made = []
+    monkeypatch.setattr(batches, "Augmentation", type("Recorded", (Augmentation,), {
+        "from_options": classmethod(lambda cls, options: made.append(Augmentation.from_options(options)) or made[-1])}))
+    train(config)
+    assert made and all(a == Augmentation(rod_scale=0.0, full_coverage=1.0) for a in made)  # the stream's nuisances
+    checkpoint = models.load(tmp_path / "m")
+    stored = checkpoint.metadata["train_config"]
+    assert stored["input"] == "scale-free-global" and stored["augmentation"] == {"rod_scale": "0",
+                                                                                "full_coverage": "1"}
+    preset = get("paper-4L")
+    rods = simulate(preset.sample(3, seed=5), preset.grid)
+    U = predict_field(checkpoint, rods.intensity)
+    np.testing.assert_allclose(predict_field(checkpoint, rods.intensity * 1e-7), U, rtol=1e-4,
+                               atol=1e-4 * np.abs(U).max())
+    check = check_prediction(checkpoint, rods.intensity * 1e-7, U)
+    assert check is not None and np.allclose(check.scale, 1e-7, rtol=0.9)  # one global scale, never flagged
+    assert check.scale.shape == (3,) and not check.scale_checked

@@ -21,9 +21,14 @@ The scale-free input (mamba_ctr.nn.inputs) cancels 2. exactly; the others it has
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from ..errors import InputError
 
 __all__ = ["KEY", "Augmentation", "coverage"]
 
@@ -40,6 +45,30 @@ class Augmentation:
     background: tuple[float, float] = (1e-4, 1e-2)
     l_offset: float = 0.005
     full_coverage: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name in ("clean_fraction", "full_coverage"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise InputError(f"augmentation {name} must be a probability in [0, 1], got {getattr(self, name)!r}")
+        for name in ("rod_scale", "l_offset"):
+            if not getattr(self, name) >= 0:
+                raise InputError(f"augmentation {name} must be ≥ 0, got {getattr(self, name)!r}")
+        for name in ("counts", "background"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high < np.inf:
+                raise InputError(f"augmentation {name} must be LOW:HIGH with 0 < LOW ≤ HIGH, got {low}:{high}")
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Augmentation:
+        """The defaults with `options` on top: scalars as numbers or strings, the ranges counts and background as
+        "LOW:HIGH" or two numbers (`train --augmentation rod_scale=0,counts=1e3:1e6`); InputError for an unknown
+        key or a bad value."""
+        known = {f.name: f.default for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise InputError(f"unknown augmentation option(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        values = {name: _option(name, value, ranged=isinstance(known[name], tuple)) for name, value in options.items()}
+        return cls(**values)
 
     def __call__(self, intensity: np.ndarray, L: np.ndarray, bragg: np.ndarray, seed: int,
                  first: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,6 +101,21 @@ class Augmentation:
         if rng.random() >= self.full_coverage:
             measured &= coverage(rng, L, bragg, intensity.shape[0])
         return intensity, measured
+
+
+def _option(name: str, value: Any, ranged: bool) -> Any:
+    """One augmentation option as Augmentation takes it: a float, or (low, high) for a range."""
+    try:
+        if not ranged:
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise TypeError
+            return float(value)
+        parts = tuple(float(v) for v in (value.split(":") if isinstance(value, str) else value))
+        if len(parts) == 2:
+            return parts
+    except (TypeError, ValueError):
+        pass
+    raise InputError(f"augmentation {name} must be {'LOW:HIGH' if ranged else 'a number'}, got {value!r}")
 
 
 def shift_L(intensity: np.ndarray, L: np.ndarray, bragg: np.ndarray,

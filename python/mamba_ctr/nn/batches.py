@@ -129,8 +129,9 @@ class Batches:
         c, grid = self.config, self.data.grid
         if c.input == "standardised" and not c.augment:
             return None
-        return TrainingInput(InputTransform.of(c.input, self.data.normalisation, grid.bragg),
-                             Augmentation() if c.augment else None, c.stream_seed, np.asarray(grid.L))
+        augmentation = Augmentation.from_options(c.augmentation) if c.augment else None
+        return TrainingInput(InputTransform.of(c.input, self.data.normalisation, grid.bragg), augmentation,
+                             c.stream_seed, np.asarray(grid.L))
 
     @property
     def global_batch(self) -> int:

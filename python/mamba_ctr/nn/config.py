@@ -50,6 +50,9 @@ class TrainConfig:
     augment: bool = field(default=False, metadata=_help(
         "stream: draw measurement nuisances per structure (rod scale, counts 1e2..1e6, background, L offset, "
         "coverage masks; data.augment); needs a scale-free input"))
+    augmentation: dict[str, str] = field(default_factory=dict, metadata=_help(
+        "with augment: the nuisances' distributions where not the defaults of data.augment.Augmentation, e.g. "
+        "rod_scale=0,full_coverage=1,clean_fraction=0.5,counts=1e3:1e6"))
     target: str = field(default="both", metadata=_help("paper: train the twin for real, imag or both",
                                                        choices=TARGETS))
     epochs: int = field(default=30, metadata=_help("training epochs"))
@@ -115,6 +118,11 @@ class TrainConfig:
         if self.augment and (self.input not in SCALE_FREE or self.stream is None):
             raise InputError("augment needs a scale-free input (masked points) and stream (nuisances drawn on the "
                              "fly)")
+        if self.augmentation and not self.augment:
+            raise InputError("augmentation options are given but augment is off: add --augment")
+        from ..data.augment import Augmentation
+
+        Augmentation.from_options(self.augmentation)  # its checks: one line for an unknown key or a bad value
         if self.arch == "rods" and self.target != "both":
             raise InputError("the rods architecture predicts Re and Im together: use target both")
 

@@ -1,9 +1,10 @@
 #!/bin/bash
-# The continued robust paper-12L model against issue 16 items 3 and 6. From the repository root:
-#   bash results/training/paper12L-robust-2h/evaluate.sh [WORK]
+# A robust paper-12L model against issue 16 items 3 and 6. From the repository root:
+#   bash results/training/paper12L-robust-2h/evaluate.sh [WORK [MODEL_FOLDER]]
+# MODEL_FOLDER (default this one) holds model.json/.pt; eval/, invariance.json and eval.md are written there.
 set -euo pipefail
-D=results/training/paper12L-robust-2h
 WORK=${1:-/tmp/mamba-robust}
+D=${2:-results/training/paper12L-robust-2h}
 mkdir -p "$WORK" "$D/eval"
 if ! command -v mamba-ctr > /dev/null; then
     mamba-ctr() { PYTHONPATH=${PYTHONPATH:-python} python -c "import sys; from mamba_ctr.cli import main; sys.exit(main())" "$@"; }
@@ -18,3 +19,4 @@ for args in "noise-free:" "counts100:--counts 100" "counts1000:--counts 1000" "c
     mamba-ctr evaluate --model "$D/model" --data "$WORK/test12L.h5" --n 500 --no-figures --overwrite \
         ${args#*:} --out "$D/eval/${args%%:*}" | tail -n 3
 done
+python results/training/paper12L-robust-2h/table.py "$D"

@@ -1,8 +1,10 @@
-"""The evaluations of evaluate.sh as one Markdown table (field MAE and R² per atom type): python table.py."""
+"""The evaluations of evaluate.sh as one Markdown table (field MAE and R² per atom type): python table.py [DIR]
+(DIR: the model folder whose eval/ to read and eval.md to write; default this one)."""
 import json
+import sys
 from pathlib import Path
 
-HERE = Path(__file__).parent
+HERE = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent
 rows = ["| condition | field MAE | R² c | R² B | R² O_ap | R² O_eq | R² p |", "|---|---:|---:|---:|---:|---:|---:|"]
 for name in ("noise-free", "counts1000000", "counts10000", "counts1000", "counts100", "counts1000-rodscale0.2",
              "scale1e-6", "augment"):
