@@ -53,6 +53,25 @@ def test_a_model_threshold_replaces_the_default(rods):
     assert "R1" in tight.warning() and "> 0.01" in tight.warning()
 
 
+def test_the_threshold_comes_from_the_calibration_then_the_model_then_the_default(tmp_path):
+    from types import SimpleNamespace
+
+    from mamba_ctr.reconstruct.calibration import consistency_threshold
+
+    own = SimpleNamespace(metadata={"r1_threshold": 0.041})
+    assert consistency_threshold(None) == (R1_THRESHOLD, "R1_THRESHOLD (noise-free paper-12L, standardised model)")
+    assert consistency_threshold(None, SimpleNamespace(metadata={}))[0] == R1_THRESHOLD
+    value, source = consistency_threshold(None, own)
+    assert value == 0.041 and "model's r1_threshold" in source
+    calibration = tmp_path / "calibration.json"
+    calibration.write_text(json.dumps({"level": 0.68, "meta": {"consistency": {"r1_threshold": 0.2}}}))
+    # the calibration (noisy, measured-like rods) decides over the model's noise-free one
+    assert consistency_threshold(calibration, own) == (0.2, f"{calibration} (99th percentile of the calibration "
+                                                            "set's R1)")
+    calibration.write_text(json.dumps({"level": 0.68}))  # an older calibration without one: the model's
+    assert consistency_threshold(calibration, own)[0] == 0.041
+
+
 def test_scale_per_rod_cancels_rod_scales(rods):
     """A scale-free model's check fits one scale per rod: rod scale errors leave R1 at 0, a wrong field does not."""
     preset, r = rods

@@ -223,4 +223,6 @@ def test_a_global_input_model_trains_records_its_nuisances_and_ignores_the_scale
                                atol=1e-4 * np.abs(U).max())
     check = check_prediction(checkpoint, rods.intensity * 1e-7, U)
     assert check is not None and np.allclose(check.scale, 1e-7, rtol=0.9)  # one global scale, never flagged
-    assert check.scale.shape == (3,) and not check.scale_checked
+    assert check.scale.shape == (3,) and not check.scale_checked and check.r1_threshold == 0.03  # the default
+    checkpoint.metadata["r1_threshold"] = 0.5  # a model's own threshold (recorded when it is exported)
+    assert check_prediction(checkpoint, rods.intensity, U).r1_threshold == 0.5

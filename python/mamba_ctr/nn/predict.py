@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..reconstruct.consistency import R1_THRESHOLD, Consistency, forward_consistency
+from ..reconstruct.consistency import Consistency, forward_consistency
 from .checkpoint import Checkpoint
 from .inputs import InputTransform
 
@@ -85,12 +85,14 @@ def predict_field(checkpoint: Checkpoint, intensity: np.ndarray, *, batch_size: 
 
 
 def check_prediction(checkpoint: Checkpoint, intensity: np.ndarray, film_field: np.ndarray,
-                     mask: np.ndarray | None = None, r1_threshold: float = R1_THRESHOLD) -> Consistency | None:
+                     mask: np.ndarray | None = None, r1_threshold: float | None = None) -> Consistency | None:
     """Scale and R1 of |U + S|² against the intensities (n, R, NL) (on the points of `mask`, broadcastable, if
     given), S being the substrate field of the checkpoint's preset on its grid; None when the checkpoint records
     no preset. A scale-free model's check never flags the scale (that of the per-rod input fits one scale per
-    rod), and its input may hold unmeasured points (I ≤ 0 or not finite), as `predict_field` takes them."""
+    rod), and its input may hold unmeasured points (I ≤ 0 or not finite), as `predict_field` takes them.
+    `r1_threshold`: None for the checkpoint's own (`reconstruct.calibration.consistency_threshold`)."""
     from .. import families
+    from ..reconstruct.calibration import consistency_threshold
     from ..simulate import simulate
 
     stored = checkpoint.metadata.get("preset")
@@ -98,6 +100,8 @@ def check_prediction(checkpoint: Checkpoint, intensity: np.ndarray, film_field: 
         return None
     preset = families.from_dict(stored)
     substrate = simulate(preset.nominal(), checkpoint.grid).substrate_field
+    if r1_threshold is None:
+        r1_threshold = consistency_threshold(None, checkpoint)[0]
     transform = InputTransform.of_checkpoint(checkpoint)  # any scale is fine for a scale-free input
     intensity = _check_intensity(intensity, checkpoint, positive=not transform.is_scale_free)
     return forward_consistency(film_field, substrate, intensity, checkpoint.grid.bragg, mask,

@@ -200,11 +200,15 @@ def coverage_by_group(y: np.ndarray, y_hat: np.ndarray, spread: np.ndarray, grou
     return out
 
 
-def consistency_threshold(calibration: str | os.PathLike | None) -> tuple[float, str]:
-    """The R1 above which a prediction is flagged, and where it comes from (for the reports): the model's own (its
-    calibration's 99th percentile on measured-like simulated rods) when a calibration that records it is given,
+def consistency_threshold(calibration: str | os.PathLike | None, checkpoint: Any = None) -> tuple[float, str]:
+    """The R1 above which a prediction is flagged, and where it comes from (for the reports): a calibration's (its
+    99th percentile on measured-like simulated rods) when one that records it is given, else the checkpoint's own
+    (metadata `r1_threshold`: the 99th percentile on noise-free test structures, recorded when it was exported),
     else R1_THRESHOLD."""
     value = None if calibration is None else read_calibration(calibration).r1_threshold
-    if value is None:
-        return R1_THRESHOLD, "R1_THRESHOLD (noise-free paper-12L, shipped model)"
-    return value, f"{calibration} (99th percentile of the calibration set's R1)"
+    if value is not None:
+        return value, f"{calibration} (99th percentile of the calibration set's R1)"
+    own = (getattr(checkpoint, "metadata", None) or {}).get("r1_threshold")
+    if own is not None:
+        return float(own), "the model's r1_threshold (99th percentile of R1 on noise-free test structures)"
+    return R1_THRESHOLD, "R1_THRESHOLD (noise-free paper-12L, standardised model)"

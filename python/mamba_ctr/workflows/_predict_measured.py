@@ -55,7 +55,7 @@ def run_family(config: Any, checkpoint: Any, family: StructureFamily) -> Result:
     started = time.perf_counter()
     field_ = predict_field(checkpoint, intensity[None], mask=mask[None])
     network_s = time.perf_counter() - started
-    threshold, threshold_source = consistency_threshold(config.calibration)
+    threshold, threshold_source = consistency_threshold(config.calibration, checkpoint)
     consistency = check_prediction(checkpoint, intensity[None], field_, mask[None], threshold)
     started = time.perf_counter()
     from ..reconstruct.family_fit import fit_family_fields

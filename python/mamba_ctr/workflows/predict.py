@@ -93,7 +93,7 @@ def run(config: Config) -> Result:
     field_ = predict_field(checkpoint, intensity)
     consistency = check_prediction(checkpoint, intensity, field_)
     assert consistency is not None  # the checkpoint records a preset (checked above)
-    threshold, threshold_source = consistency_threshold(config.calibration)
+    threshold, threshold_source = consistency_threshold(config.calibration, checkpoint)
     consistency = dataclasses.replace(consistency, r1_threshold=threshold)
     labels = extract_labels(field_, preset.grid, preset)
     intervals = None if config.calibration is None else _intervals(config, checkpoint, intensity)
