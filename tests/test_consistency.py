@@ -110,7 +110,8 @@ def test_predict_stores_the_check_and_warns_in_one_line(tmp_path, capsys, rods, 
 
     preset, r = rods
     _csv(tmp_path / "in.csv", preset, factor * r.intensity[0].astype(np.float64))
-    assert main(["predict", "--input", str(tmp_path / "in.csv"), "--out", str(tmp_path / "p"), "--no-figures"]) == 0
+    assert main(["predict", "--input", str(tmp_path / "in.csv"), "--model", "paper-12L-standardised", "--out",
+                 str(tmp_path / "p"), "--no-figures"]) == 0
     err = capsys.readouterr().err
     assert (err.count("\n") == 1 and "warning" in err and "intensity scale" in err) if warned else err == ""
     with h5py.File(tmp_path / "p" / "prediction.h5") as f:
@@ -121,13 +122,29 @@ def test_predict_stores_the_check_and_warns_in_one_line(tmp_path, capsys, rods, 
     assert entry["flagged"] is warned and entry["r1"] == pytest.approx(float(r1[0]))
 
 
+def test_the_shipped_scale_free_model_takes_any_scale_and_its_own_threshold(tmp_path, capsys, rods):
+    pytest.importorskip("torch")
+    from mamba_ctr import models
+    from mamba_ctr.cli import main
+
+    preset, r = rods
+    _csv(tmp_path / "in.csv", preset, 1e-6 * r.intensity[0].astype(np.float64))
+    assert main(["predict", "--input", str(tmp_path / "in.csv"), "--out", str(tmp_path / "p"), "--no-figures"]) == 0
+    assert capsys.readouterr().err == ""  # no warning: the scale is no concern of a scale-free model
+    consistency = json.loads((tmp_path / "p" / "structure.json").read_text())["consistency"]
+    assert consistency["r1_threshold"] == models.load("paper-12L").metadata["r1_threshold"]
+    assert "model's r1_threshold" in consistency["r1_threshold_source"]
+    with h5py.File(tmp_path / "p" / "prediction.h5") as f:
+        assert abs(f["consistency/scale"][0] / 1e-6 - 1) < 0.05 and f["consistency/r1"][0] < 0.033
+
+
 def test_the_python_api_warns_and_returns_the_field(rods):
     pytest.importorskip("torch")
     from mamba_ctr import models
     from mamba_ctr.nn.predict import ConsistencyWarning, predict, predict_field
 
     _, r = rods
-    checkpoint = models.load("paper-12L")
+    checkpoint = models.load("paper-12L-standardised")  # it reads the absolute scale
     with pytest.warns(ConsistencyWarning, match="intensity scale"):
         result = predict(checkpoint, r.intensity[:1] * 1e-6)
     np.testing.assert_array_equal(result.film_field, predict_field(checkpoint, r.intensity[:1] * 1e-6))

@@ -203,8 +203,9 @@ def test_format_1_rods_checkpoint_loads(tmp_path):
 
 
 def test_shipped_model_predicts_as_before_the_one_module_change():
-    """The shipped (format 1, float16) model's U for two fixed intensities, as the code before the change gave it
-    (tests/data/paper12L_shipped_predictions.npz; tolerance for other CPUs' float32 convolutions)."""
+    """The standardised paper-12L model's (format 1, float16; shipped as paper-12L until 2026-12-02) U for two
+    fixed intensities, as the code before the change gave it (tests/data/paper12L_shipped_predictions.npz;
+    tolerance for other CPUs' float32 convolutions)."""
     import pathlib
 
     import numpy as np
@@ -214,8 +215,28 @@ def test_shipped_model_predicts_as_before_the_one_module_change():
 
     stored = np.load(pathlib.Path(__file__).parent / "data" / "paper12L_shipped_predictions.npz")
     expected = stored["U"].astype(np.complex128)
-    U = predict_field(models.load("paper-12L"), stored["intensity"])
+    U = predict_field(models.load("paper-12L-standardised"), stored["intensity"])
     np.testing.assert_allclose(U, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+
+
+def test_shipped_paper12L_predicts_as_when_it_was_shipped():
+    """The shipped paper-12L model (scale-free-global input, float16) gives the U it gave when it was shipped
+    (tests/data/paper12L_predictions.npz, for the intensities of paper12L_shipped_predictions.npz), on any scale."""
+    import pathlib
+
+    import numpy as np
+
+    from mamba_ctr import models
+    from mamba_ctr.nn.predict import predict_field
+
+    here = pathlib.Path(__file__).parent / "data"
+    intensity = np.load(here / "paper12L_shipped_predictions.npz")["intensity"]
+    expected = np.load(here / "paper12L_predictions.npz")["U"].astype(np.complex128)
+    checkpoint = models.load("paper-12L")
+    assert checkpoint.metadata["train_config"]["input"] == "scale-free-global"
+    for factor in (1.0, 3e-7):
+        np.testing.assert_allclose(predict_field(checkpoint, intensity * factor), expected, rtol=1e-4,
+                                   atol=1e-5 * np.abs(expected).max())
 
 
 def test_checkpoint_paper_twins_pickle_free(tmp_path):

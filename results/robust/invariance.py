@@ -3,7 +3,9 @@
     PYTHONPATH=python python results/robust/invariance.py MODEL TEST.h5 N OUT.json
 
 Prints and writes, per k, the relative change max_i ‖U(10^k I_i) − U(I_i)‖ / ‖U(I_i)‖ over N test structures
-(‖·‖ over all rods and L points), for MODEL (a scale-free one) and for the shipped model (standardised input).
+(‖·‖ over all rods and L points), for MODEL (a scale-free one) and for the standardised paper-12L model
+(`paper-12L-standardised`, shipped as `paper-12L` until 2026-12-02; JSON files written before then call it
+"shipped paper-12L").
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ def main() -> None:
     _, intensity, _, _ = read_test_set(data, 0, n)
     intensity = intensity.astype(np.float64)
     result = {"model": model, "data": data, "n": n, "robust": changes(model, intensity),
-              "shipped paper-12L": changes("paper-12L", intensity)}
+              "standardised paper-12L": changes("paper-12L-standardised", intensity)}
     for k in range(-8, 9):
-        print(f"k={k:+d}  robust {result['robust'][k]:.2e}  shipped {result['shipped paper-12L'][k]:.2e}")
+        print(f"k={k:+d}  robust {result['robust'][k]:.2e}  standardised {result['standardised paper-12L'][k]:.2e}")
     with open(path, "w") as f:
         json.dump(result, f, indent=1)
 

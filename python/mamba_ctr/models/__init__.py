@@ -2,14 +2,16 @@
 
     >>> from mamba_ctr import models
     >>> models.available()
-    ['lsmo', 'paper-12L']
+    ['lsmo', 'paper-12L', 'paper-12L-standardised']
     >>> checkpoint = models.load("paper-12L")        # a mamba_ctr.nn.checkpoint.Checkpoint
     >>> mine = models.load("runs/train")             # or a training directory (its best checkpoint)
 
 Each model is a checkpoint (weights stored as float16 tensors, loaded into float32 networks; JSON metadata with
 the architecture, grid, normalisation, preset, training history and the measured validation/test MAE). How each
 was trained is in its metadata ("provenance") and in the README. `paper-12L`: the paper's 12-layer film on its
-grid (standardised input); `lsmo`: the LSMO family of results/lsmo-model around the MAMBA authors' structure, on
+grid, scale-free-global input (any intensity scale, complete rods; results/training/paper12L-global);
+`paper-12L-standardised`: the same film with the paper's standardised input (absolute scale; shipped as
+`paper-12L` until 2026-12-02); `lsmo`: the LSMO family of results/lsmo-model around the MAMBA authors' structure, on
 the grid of their measured rods (scale-free input; `mamba-ctr predict MEASURED --model lsmo`).
 """
 
