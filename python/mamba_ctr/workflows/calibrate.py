@@ -169,8 +169,8 @@ def run(config: Config) -> Result:
 
 def consistency_percentiles(checkpoint, intensity: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
     """R1 of |U + S|² against the calibration intensities (n, R, NL) (one prediction each, on the points of
-    `mask` (R, NL) if given, a scale per rod fitted): its median, 90th and 99th percentiles; the 99th is the
-    model's forward-consistency threshold (`Calibration.r1_threshold`, used by `predict --calibration`)."""
+    `mask` (R, NL) if given, checked as `predict` checks the model): its median, 90th and 99th percentiles; the
+    99th is the model's forward-consistency threshold (`Calibration.r1_threshold`, used by `predict --calibration`)."""
     from ..nn.predict import check_prediction, predict_field
 
     masks = None if mask is None else np.broadcast_to(mask, intensity.shape)

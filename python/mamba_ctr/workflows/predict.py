@@ -11,7 +11,6 @@ structure). A prediction whose scale or R1 is outside the calibrated ranges gets
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
@@ -91,10 +90,9 @@ def run(config: Config) -> Result:
     with user_path(config.input, "read"):
         intensity = read_intensities(config.input, checkpoint.grid)
     field_ = predict_field(checkpoint, intensity)
-    consistency = check_prediction(checkpoint, intensity, field_)
-    assert consistency is not None  # the checkpoint records a preset (checked above)
     threshold, threshold_source = consistency_threshold(config.calibration, checkpoint)
-    consistency = dataclasses.replace(consistency, r1_threshold=threshold)
+    consistency = check_prediction(checkpoint, intensity, field_, r1_threshold=threshold)
+    assert consistency is not None  # the checkpoint records a preset (checked above)
     labels = extract_labels(field_, preset.grid, preset)
     intervals = None if config.calibration is None else _intervals(config, checkpoint, intensity)
     columns = column_density(field_, preset.grid)
